@@ -1,0 +1,128 @@
+"""The HTTP API: FastAPI for the surface and the OpenAPI document, lean handlers inside."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from pydantic.json_schema import models_json_schema
+
+from batgate import __version__
+from batgate.api.auth import Authenticator
+from batgate.api.errors import install_handlers
+from batgate.api.fastpath import ASGIApp, FastPath
+from batgate.api.gate import Gate
+from batgate.api.ratelimit import RateLimiter
+from batgate.api.schemas import SendRequest, SendResponse, StatusResponse, error_responses
+from batgate.api.send import SendService
+from batgate.api.status import StatusService
+from batgate.config import Settings
+from batgate.domain.validation import Limits
+from batgate.engine.runner import Engine
+from batgate.store.manager import Store
+
+_JSON = "application/json"
+
+
+def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
+    """The ASGI app for `batgate serve`; with `workers`, the engine runs inside it."""
+    store = Store.connect(settings.database_url)
+    engine = Engine(store, settings) if workers else None
+    limiter = (
+        RateLimiter(settings.rate_limit.rate, settings.rate_limit.burst)
+        if settings.rate_limit.enabled
+        else None
+    )
+    gate = Gate(Authenticator(store, settings.auth_cache_seconds), limiter)
+    statuses = StatusService(store, settings.status_cache_size)
+    sender = SendService(
+        store,
+        Limits(max_parts=settings.max_parts, default_ttl=settings.default_ttl),
+        settings.max_messages_per_request,
+        settings.max_body_bytes,
+        on_stored=engine.wake if engine else _nothing,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await store.upgrade()
+        if engine is not None:
+            engine.start()
+        try:
+            yield
+        finally:
+            if engine is not None:
+                await engine.stop()
+            await store.close()
+
+    app = FastAPI(
+        title="batgate",
+        version=__version__,
+        description="A self-hosted messaging gateway speaking the SMSBAT REST API.",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+    _routes(app, gate, sender, statuses)
+    _document_request_body(app)
+    return FastPath(app, gate, statuses)
+
+
+def _routes(app: FastAPI, gate: Gate, sender: SendService, statuses: StatusService) -> None:
+    @app.post(
+        "/bat/messagelist",
+        response_model=None,
+        responses={200: {"model": SendResponse}, **error_responses(400, 401, 413, 429, 500)},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {_JSON: {"schema": {"$ref": "#/components/schemas/SendRequest"}}},
+            }
+        },
+        summary="Send a batch of messages",
+    )
+    async def send_messages(request: Request) -> Response:
+        account = await gate.admit(request.headers)
+        body = await sender.read_body(request.headers.get("content-length"), request.stream())
+        return Response(await sender.send(account, body), media_type=_JSON)
+
+    @app.get(
+        "/bat/message/{messageId}",
+        response_model=None,
+        responses={200: {"model": StatusResponse}, **error_responses(401, 404, 429, 500)},
+        summary="A message's delivery status",
+    )
+    async def message_status(messageId: str, request: Request) -> Response:  # noqa: N803
+        account = await gate.admit(request.headers)
+        return Response(await statuses.render(account.id, messageId), media_type=_JSON)
+
+    @app.get("/healthz", summary="Liveness: 200 once the gateway serves")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+
+def _nothing() -> None:
+    return None
+
+
+def _document_request_body(app: FastAPI) -> None:
+    """Put the send request's models into the OpenAPI components.
+
+    The send route reads its body itself (see api/send.py), so FastAPI does not
+    know the models; the route's `openapi_extra` points at these components.
+    """
+    _, top = models_json_schema(
+        [(SendRequest, "validation")], ref_template="#/components/schemas/{model}"
+    )
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(top["$defs"])
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

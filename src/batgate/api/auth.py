@@ -1,0 +1,105 @@
+"""Who is calling: the three SPEC §1 methods, with a short cache of verified credentials.
+
+The cache keeps an Argon2 verification (tens of milliseconds, by design) off every
+request. Entries live `ttl` seconds, so disabling an account or rotating a key
+takes effect everywhere within that time; they are keyed by a SHA-256 of the
+credentials, never the credentials themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+
+import anyio
+
+from batgate.api.errors import ApiError, unauthorized
+from batgate.domain.credentials import key_hash, verify_password
+from batgate.domain.records import Account
+from batgate.store.manager import Store
+
+_MAX_CACHED = 100_000
+
+
+class Authenticator:
+    def __init__(
+        self, store: Store, ttl: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._clock = clock
+        self._cache: dict[str, tuple[Account, float]] = {}
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Account:
+        """The calling account, or ApiError 401 (with `WWW-Authenticate`)."""
+        key = headers.get("x-authorization-key")
+        if key:
+            account = await self._by_key(key)
+        else:
+            account = await self._by_basic(headers.get("authorization"))
+        if account is None or account.disabled:
+            raise unauthorized()
+        return account
+
+    async def _by_key(self, api_key: str) -> Account | None:
+        digest = key_hash(api_key)
+        cached = self._cached("k" + digest)
+        if cached is not None:
+            return cached
+        account = await self._store.account_by_key_hash(digest)
+        return self._remember("k" + digest, account)
+
+    async def _by_basic(self, header: str | None) -> Account | None:
+        credentials = _basic_credentials(header)
+        if credentials is None:
+            return None
+        username, password = credentials
+        if username == "@":
+            return await self._by_key(password)
+        slot = "b" + hashlib.sha256(f"{username}\0{password}".encode(errors="replace")).hexdigest()
+        cached = self._cached(slot)
+        if cached is not None:
+            return cached
+        account = await self._store.account_by_username(username)
+        hashed = None if account is None else account.password_hash
+        ok = await anyio.to_thread.run_sync(verify_password, hashed, password)
+        return self._remember(slot, account if ok else None)
+
+    def _cached(self, slot: str) -> Account | None:
+        hit = self._cache.get(slot)
+        if hit is None:
+            return None
+        account, expires = hit
+        if self._clock() >= expires:
+            del self._cache[slot]
+            return None
+        return account
+
+    def _remember(self, slot: str, account: Account | None) -> Account | None:
+        if account is not None:
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            self._cache[slot] = (account, self._clock() + self._ttl)
+        return account
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ApiError(
+            401,
+            "UNAUTHORIZED",
+            "malformed Basic credentials",
+            {"WWW-Authenticate": 'Basic realm="batgate"'},
+        ) from None
+    username, sep, password = decoded.partition(":")
+    return (username, password) if sep else None

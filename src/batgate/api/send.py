@@ -1,0 +1,134 @@
+"""`POST /bat/messagelist`: parse the batch, judge each message, store the accepted ones.
+
+A request-level problem (not JSON, no messages, a non-object element, too many
+messages, too big) answers 400/413 and stores nothing; everything else is judged
+per message, so one bad message never sinks the batch (SPEC §2).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+
+from batgate.api.errors import ApiError
+from batgate.domain.messages import MessageType, NewMessage, Rejection
+from batgate.domain.records import Account
+from batgate.domain.validation import Limits, validate_message
+from batgate.store.manager import Store
+
+
+class SendService:
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        max_messages: int,
+        max_body_bytes: int,
+        on_stored: Callable[[], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._limits = limits
+        self._max_messages = max_messages
+        self._max_body_bytes = max_body_bytes
+        self._on_stored = on_stored
+        self._clock = clock
+
+    async def read_body(self, declared_length: str | None, chunks: AsyncIterator[bytes]) -> bytes:
+        if declared_length is not None and declared_length.isdigit():
+            if int(declared_length) > self._max_body_bytes:
+                raise self._too_large()
+        body = bytearray()
+        async for chunk in chunks:
+            body += chunk
+            if len(body) > self._max_body_bytes:
+                raise self._too_large()
+        return bytes(body)
+
+    async def send(self, account: Account, body: bytes) -> bytes:
+        raw = self._messages_of(_parse_json(body))
+        judged = [validate_message(m, self._limits) for m in raw]
+        accepted = [j for j in judged if isinstance(j, NewMessage)]
+        list_id, ids = await self._store.insert_batch(account, accepted, self._clock())
+        if accepted:
+            self._on_stored()
+        new_ids = iter(ids)
+        entries = [
+            _rejected(m, j) if isinstance(j, Rejection) else _accepted(next(new_ids), j)
+            for m, j in zip(raw, judged, strict=True)
+        ]
+        return orjson.dumps({"messagelistId": list_id, "messages": entries})
+
+    def _messages_of(self, doc: Any) -> list[dict[str, Any]]:
+        messages = doc.get("messages") if isinstance(doc, dict) else doc
+        if not isinstance(messages, list):
+            raise _bad_request('the body must be {"messages": [...]} or a JSON array of messages')
+        if not messages:
+            raise _bad_request("no messages to send")
+        if len(messages) > self._max_messages:
+            raise ApiError(
+                413,
+                "PAYLOAD_TOO_LARGE",
+                f"{len(messages)} messages in one request; the maximum is {self._max_messages}",
+            )
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict):
+                raise _bad_request(f"messages[{index}] is not a JSON object")
+        return messages
+
+    def _too_large(self) -> ApiError:
+        return ApiError(413, "PAYLOAD_TOO_LARGE", f"request body over {self._max_body_bytes} bytes")
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    # orjson refuses lone surrogates ("\ud800") for the whole document; the stdlib
+    # parser keeps them, so validation can reject just that message (INVALID_ENCODING).
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise _bad_request("the body is not valid JSON") from None
+
+
+def _bad_request(message: str) -> ApiError:
+    return ApiError(400, "INVALID_REQUEST", message)
+
+
+def _echo(raw: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    cid = raw.get("customerMessageId")
+    if isinstance(cid, str):
+        entry["customerMessageId"] = cid
+    to = raw.get("to")
+    if isinstance(to, str):
+        entry["to"] = to
+    return entry
+
+
+def _accepted(message_id: str, m: NewMessage) -> dict[str, Any]:
+    step = m.primary
+    entry: dict[str, Any] = {"messageId": message_id, "status": "accepted", "parts": step.parts}
+    if m.customer_message_id is not None:
+        entry["customerMessageId"] = m.customer_message_id
+    entry["to"] = m.to
+    if step.type is MessageType.FLASHCALL and step.message_data is not None:
+        caller = str(step.message_data["callerId"])
+        entry["callerId"] = caller
+        entry["pattern"] = "***" + caller[-6:]
+        entry["ttl"] = step.ttl
+    return entry
+
+
+def _rejected(raw: dict[str, Any], rejection: Rejection) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "messageId": None,
+        "status": "rejected",
+        "error": {"code": rejection.code.value, "message": rejection.message},
+    }
+    return _echo(raw, entry)

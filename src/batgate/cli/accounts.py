@@ -1,0 +1,135 @@
+"""`batgate accounts …`: create, list, rotate keys, disable and enable accounts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from batgate.cli.common import DatabaseUrl, fail, open_store, run, settings_for
+from batgate.domain.credentials import hash_password, key_hash, new_api_key, new_webhook_secret
+from batgate.domain.records import Account
+from batgate.domain.urls import is_http_url
+from batgate.store.manager import DuplicateAccountError
+
+app = typer.Typer(
+    help="Manage accounts (API keys, passwords, webhook settings).", no_args_is_help=True
+)
+
+
+def emit(payload: dict[str, object]) -> None:
+    typer.echo(orjson.dumps(payload).decode())
+
+
+@app.command()
+def create(
+    username: str,
+    password: Annotated[str | None, typer.Option(help="Password for HTTP Basic login.")] = None,
+    webhook_url: Annotated[str | None, typer.Option(help="Where status webhooks go.")] = None,
+    currency: Annotated[str, typer.Option(help="Billing currency (ISO 4217).")] = "USD",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an account; prints {"username", "apiKey", "webhookSecret"} as JSON."""
+    settings = settings_for(database_url)
+    currency = currency.upper()
+    if currency not in settings.fx:
+        fail(f"unknown currency {currency!r}; known: {', '.join(sorted(settings.fx))}")
+    if webhook_url is not None and not is_http_url(webhook_url):
+        fail(f"--webhook-url must be an absolute http(s) URL, got {webhook_url!r}")
+    if not username or len(username) > 64 or ":" in username or username == "@":
+        fail("the username must be 1-64 characters, without ':' and not '@'")
+    api_key, secret = new_api_key(), new_webhook_secret()
+
+    async def main() -> None:
+        async with open_store(settings) as store:
+            try:
+                await store.create_account(
+                    username,
+                    key_hash(api_key),
+                    hash_password(password) if password else None,
+                    webhook_url,
+                    secret,
+                    currency,
+                )
+            except DuplicateAccountError:
+                fail(f"an account named {username!r} exists already")
+
+    run(main)
+    emit({"username": username, "apiKey": api_key, "webhookSecret": secret})
+
+
+@app.command("list")
+def list_(
+    json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List accounts (never their secrets)."""
+    settings = settings_for(database_url)
+
+    async def main() -> list[Account]:
+        async with open_store(settings) as store:
+            return await store.list_accounts()
+
+    found = run(main)
+    if json:
+        for a in found:
+            emit(_public(a))
+        return
+    table = Table("username", "currency", "webhook URL", "password", "disabled")
+    for a in found:
+        table.add_row(
+            a.username,
+            a.currency,
+            a.webhook_url or "-",
+            "yes" if a.password_hash else "no",
+            "yes" if a.disabled else "no",
+        )
+    Console().print(table)
+
+
+@app.command("rotate-key")
+def rotate_key(username: str, database_url: DatabaseUrl = None) -> None:
+    """Issue a new API key (the old one stops working); prints it as JSON."""
+    api_key = new_api_key()
+    _update(database_url, username, api_key_hash=key_hash(api_key))
+    emit({"username": username, "apiKey": api_key})
+
+
+@app.command()
+def disable(username: str, database_url: DatabaseUrl = None) -> None:
+    """Refuse the account's requests (401) from now on; its messages stay."""
+    _update(database_url, username, disabled=True)
+    emit({"username": username, "disabled": True})
+
+
+@app.command()
+def enable(username: str, database_url: DatabaseUrl = None) -> None:
+    """Accept the account's requests again."""
+    _update(database_url, username, disabled=False)
+    emit({"username": username, "disabled": False})
+
+
+def _update(database_url: str | None, username: str, **values: object) -> Account:
+    settings = settings_for(database_url)
+
+    async def main() -> Account | None:
+        async with open_store(settings) as store:
+            return await store.update_account(username, **values)
+
+    account = run(main)
+    if account is None:
+        fail(f"no account named {username!r}")
+    return account
+
+
+def _public(a: Account) -> dict[str, object]:
+    return {
+        "username": a.username,
+        "currency": a.currency,
+        "webhookUrl": a.webhook_url,
+        "hasPassword": a.password_hash is not None,
+        "disabled": a.disabled,
+    }

@@ -1,0 +1,61 @@
+"""What every command shares: settings from flags and environment, one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from batgate.config import Settings, load_settings
+from batgate.store.manager import Store
+
+T = TypeVar("T")
+
+err = Console(stderr=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="BATGATE_DATABASE_URL",
+        help="Database URL (default sqlite:///./batgate.db).",
+        show_default=False,
+    ),
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def settings_for(database_url: str | None, **overrides: object) -> Settings:
+    try:
+        return load_settings(database_url=database_url, **overrides)
+    except ValueError as exc:
+        fail(f"bad configuration: {exc}")
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    store = Store.connect(settings.database_url)
+    try:
+        await store.upgrade()
+        yield store
+    finally:
+        await store.close()
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(_guarded(main))
+
+
+async def _guarded(main: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await main()
+    except OSError as exc:
+        fail(f"cannot reach the database: {exc}")

@@ -1,0 +1,141 @@
+"""The `batgate` command: operators' commands (serve, worker, db, accounts, rates)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from batgate import __version__
+from batgate.cli import accounts, rates
+from batgate.cli.common import DatabaseUrl, open_store, run, settings_for
+from batgate.config import Settings
+
+app = typer.Typer(
+    help="batgate: a self-hosted messaging gateway speaking the SMSBAT REST API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(accounts.app, name="accounts")
+app.add_typer(rates.app, name="rates")
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(envvar="BATGATE_HOST", help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(envvar="BATGATE_PORT", help="TCP port.")] = None,
+    database_url: DatabaseUrl = None,
+    workers: Annotated[
+        bool, typer.Option("--workers/--no-workers", help="Run the delivery engine here too.")
+    ] = True,
+    demo: Annotated[
+        bool, typer.Option(help="Create (or refresh) a 'demo' account and print how to try it.")
+    ] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Run the API (and, by default, the delivery engine) in one process."""
+    from batgate.api.app import create_app
+
+    settings = settings_for(database_url, host=host, port=port)
+    _logging()
+    if demo:
+        _print_demo(settings)
+    config = uvicorn.Config(
+        create_app(settings, workers=workers),
+        host=settings.host,
+        port=settings.port,
+        access_log=access_log,
+        log_level="info",
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def worker(database_url: DatabaseUrl = None) -> None:
+    """Run only the delivery engine (scale out next to `serve --no-workers`)."""
+    from batgate.engine.runner import Engine
+
+    settings = settings_for(database_url)
+    _logging()
+
+    async def main() -> None:
+        async with open_store(settings) as store:
+            engine = Engine(store, settings)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            engine.start()
+            logging.getLogger("batgate").info("worker %s running", engine.dispatcher.worker)
+            await stop.wait()
+            await engine.stop()
+
+    run(main)
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrl = None) -> None:
+    """Apply the schema migrations (start-up applies them too)."""
+    settings = settings_for(database_url)
+
+    async def main() -> None:
+        async with open_store(settings):
+            pass
+
+    run(main)
+    typer.echo("database schema is up to date")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def _print_demo(settings: Settings) -> None:
+    from batgate.domain.credentials import key_hash, new_api_key, new_webhook_secret
+
+    api_key = new_api_key()
+
+    async def main() -> None:
+        async with open_store(settings) as store:
+            if await store.update_account("demo", api_key_hash=key_hash(api_key)) is None:
+                await store.create_account(
+                    "demo", key_hash(api_key), None, None, new_webhook_secret(), "USD"
+                )
+
+    run(main)
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(
+        f"""
+batgate {__version__} — sandbox carrier, database {settings.database_url}
+demo account: demo   API key: {api_key}
+
+Send a message:
+  curl -s {base}/bat/messagelist -H 'X-Authorization-Key: {api_key}' \\
+    -H 'Content-Type: application/json' \\
+    -d '{{"messages":[{{"from":"batgate","to":"+380501234567","type":"sms","text":"Hello"}}]}}'
+
+Then follow it (use the messageId from the answer):
+  curl -s {base}/bat/message/MESSAGE_ID -H 'X-Authorization-Key: {api_key}'
+
+API docs: {base}/docs
+"""
+    )
+
+
+if __name__ == "__main__":
+    app()

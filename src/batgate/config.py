@@ -1,0 +1,117 @@
+"""Settings: defaults, a TOML file named by ``BATGATE_CONFIG``, ``BATGATE_*`` variables.
+
+Precedence, highest first: explicit overrides (command-line flags), environment
+variables (nested keys with ``__``, e.g. ``BATGATE_SANDBOX__DELIVERY_DELAY=0.5``),
+the TOML file, the defaults below. pydantic-settings does the merging and the
+type checking, so a typo in a value fails at start-up with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class RateLimitSettings(BaseModel):
+    """Per-account token bucket (SPEC §6): `rate` requests/s, bursts of `burst`."""
+
+    enabled: bool = True
+    rate: float = 100.0
+    burst: int = 200
+
+
+class SandboxSettings(BaseModel):
+    """The simulator carrier's timing (SPEC §7). Seconds."""
+
+    delivery_delay: float = 2.0
+    slow_delay: float = 20.0
+    jitter: float = 0.5
+
+
+class DispatcherSettings(BaseModel):
+    poll_interval: float = 0.25
+    batch_size: int = 200
+    lease_seconds: float = 60.0
+    concurrency: int = 64
+    # Delays between send attempts of one channel step; retries run out after the last.
+    retry_delays: list[float] = Field(default_factory=lambda: [0.5, 1.0, 2.0])
+
+
+class RateEntry(BaseModel):
+    channel: str
+    prefix: str = ""
+    price: float
+    currency: str = "USD"
+
+
+def _default_rates() -> list[RateEntry]:
+    return [
+        RateEntry(channel="sms", price=0.05),
+        RateEntry(channel="viber", price=0.03),
+        RateEntry(channel="rcs", price=0.04),
+        RateEntry(channel="flashcall", price=0.02),
+    ]
+
+
+def _default_fx() -> dict[str, float]:
+    # Units of each currency per 1 USD; operators replace these with their own.
+    return {"USD": 1.0, "EUR": 0.92, "GBP": 0.79, "UAH": 41.5, "PLN": 3.95}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BATGATE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    database_url: str = "sqlite:///./batgate.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_messages_per_request: int = 1000
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_parts: int = 10
+    default_ttl: int = 86_400
+    auth_cache_seconds: float = 30.0
+    status_cache_size: int = 100_000
+    default_currency: str = "USD"
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    dispatcher: DispatcherSettings = Field(default_factory=DispatcherSettings)
+    # Which connector serves each channel (names from batgate.channels.registry).
+    channels: dict[str, str] = Field(
+        default_factory=lambda: {
+            "sms": "simulator",
+            "viber": "simulator",
+            "rcs": "simulator",
+            "flashcall": "simulator",
+        }
+    )
+    rates: list[RateEntry] = Field(default_factory=_default_rates)
+    fx: dict[str, float] = Field(default_factory=_default_fx)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("BATGATE_CONFIG")
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and config file, with non-None overrides on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

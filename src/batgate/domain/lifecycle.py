@@ -1,0 +1,168 @@
+"""The one state machine of a message and its fallback chain (SPEC §3). Pure.
+
+Every change of a stored message is computed here from its current
+:class:`Progress` and an event — a send result, a receipt, or the engine noticing
+that the message is due — and written by the store as a compare-and-set on the
+version it was read at. So a late or duplicate receipt can never move a status
+backwards, and a final status never changes.
+
+Chain rule: a step that does not deliver hands over to the next step; the
+message stays `processing` (or `scheduled`, if nothing was handed to a channel
+yet) meanwhile, and its final status is the chain's outcome: `delivered` if any
+step delivered, else the outcome of the last step tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from batgate.domain.messages import Step
+from batgate.domain.outcomes import Accepted, Failed, SendResult
+from batgate.domain.retry import RetryPolicy
+from batgate.domain.status import ChannelStatus, DeliveryStatus, can_move
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """The changing part of a stored message."""
+
+    status: DeliveryStatus
+    step: int
+    steps: tuple[ChannelStatus, ...]
+    attempts: int
+    due_at: float | None
+    deadline: float
+    receipt: ChannelStatus | None = None
+    carrier_ref: str | None = None
+
+    @classmethod
+    def new(cls, chain: Sequence[Step], now: float) -> Progress:
+        steps = (ChannelStatus.SCHEDULED,) + (ChannelStatus.NOT_USED,) * (len(chain) - 1)
+        return cls(
+            status=DeliveryStatus.SCHEDULED,
+            step=0,
+            steps=steps,
+            attempts=0,
+            due_at=now,
+            deadline=now + chain[0].ttl,
+        )
+
+    @property
+    def step_status(self) -> ChannelStatus:
+        return self.steps[self.step]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The new progress and the message statuses entered on the way, in order."""
+
+    progress: Progress
+    entered: tuple[DeliveryStatus, ...]
+
+
+class Action(Enum):
+    SEND = "send"
+
+
+def on_due(p: Progress, chain: Sequence[Step], now: float) -> Transition | Action | None:
+    """The engine found the message due: send it, or apply what time has decided."""
+    if p.status.is_final:
+        return None
+    if p.step_status is ChannelStatus.PROCESSING:
+        if p.receipt is not None and p.due_at is not None and now >= p.due_at:
+            return on_receipt(p, p.receipt, chain, now)
+        if now >= p.deadline:
+            # Handed to the channel, no receipt before the TTL: expired at the carrier.
+            return _step_ends(p, ChannelStatus.UNDELIVERABLE, chain, now)
+        return None
+    if now >= p.deadline:
+        # Still queued when the TTL passed: removed from the queue.
+        return _step_ends(p, ChannelStatus.PERMANENTERROR, chain, now)
+    return Action.SEND
+
+
+def on_sent(
+    p: Progress, result: SendResult, chain: Sequence[Step], retry: RetryPolicy, now: float
+) -> Transition:
+    """Apply what the channel answered when the current step was handed to it."""
+    if isinstance(result, Accepted):
+        receipt = result.receipt
+        handed = _handed(p)
+        due = p.deadline if receipt is None else min(receipt.at, p.deadline)
+        progress = replace(
+            handed.progress,
+            carrier_ref=result.carrier_ref,
+            receipt=None if receipt is None else receipt.status,
+            due_at=due,
+        )
+        return Transition(progress, handed.entered)
+    return _on_failed(p, result, chain, retry, now)
+
+
+def on_receipt(
+    p: Progress, status: ChannelStatus, chain: Sequence[Step], now: float
+) -> Transition | None:
+    """Apply a delivery receipt for the current step; None when it changes nothing."""
+    if p.status.is_final or p.step_status is not ChannelStatus.PROCESSING:
+        return None
+    if not status.is_final:
+        return None
+    return _step_ends(p, status, chain, now)
+
+
+def _on_failed(
+    p: Progress, result: Failed, chain: Sequence[Step], retry: RetryPolicy, now: float
+) -> Transition:
+    if not result.retryable:
+        # The channel looked at it and refused: it was handed over, then undeliverable.
+        handed = _handed(p)
+        ended = _step_ends(handed.progress, ChannelStatus.UNDELIVERABLE, chain, now)
+        return Transition(ended.progress, handed.entered + ended.entered)
+    attempts = p.attempts + 1
+    delay = retry.delay(attempts)
+    if delay is None:
+        return _step_ends(replace(p, attempts=attempts), ChannelStatus.PERMANENTERROR, chain, now)
+    return Transition(replace(p, attempts=attempts, due_at=now + delay), ())
+
+
+def _handed(p: Progress) -> Transition:
+    steps = _set(p.steps, p.step, ChannelStatus.PROCESSING)
+    if p.status is DeliveryStatus.SCHEDULED:
+        return Transition(
+            replace(p, status=DeliveryStatus.PROCESSING, steps=steps),
+            (DeliveryStatus.PROCESSING,),
+        )
+    return Transition(replace(p, steps=steps), ())
+
+
+def _step_ends(
+    p: Progress, outcome: ChannelStatus, chain: Sequence[Step], now: float
+) -> Transition:
+    steps = _set(p.steps, p.step, outcome)
+    nxt = p.step + 1
+    if outcome is not ChannelStatus.DELIVERED and nxt < len(chain):
+        steps = _set(steps, nxt, ChannelStatus.SCHEDULED)
+        progress = Progress(
+            status=p.status,
+            step=nxt,
+            steps=steps,
+            attempts=0,
+            due_at=now,
+            deadline=now + chain[nxt].ttl,
+        )
+        return Transition(progress, ())
+    final = DeliveryStatus(outcome.value)
+    entered: tuple[DeliveryStatus, ...] = (final,)
+    if not can_move(p.status, final):
+        # e.g. scheduled → undeliverable: the message was handed over on the way.
+        entered = (DeliveryStatus.PROCESSING, final)
+    progress = replace(p, status=final, steps=steps, due_at=None, receipt=None)
+    return Transition(progress, entered)
+
+
+def _set(
+    steps: tuple[ChannelStatus, ...], index: int, value: ChannelStatus
+) -> tuple[ChannelStatus, ...]:
+    return steps[:index] + (value,) + steps[index + 1 :]

@@ -1,0 +1,125 @@
+"""The dispatcher: claims due messages, hands them to channels, applies what follows.
+
+One loop does all the time-driven work of a message — the first send, retries,
+the next fallback step, announced receipts, TTL expiry — because each of these is
+just "the message is due": the store's `due_at` says when, the state machine in
+:mod:`batgate.domain.lifecycle` says what. Claims carry a lease, so messages a
+crashed process had claimed come back once the lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+
+from batgate.channels.base import Connector, Outbound
+from batgate.config import DispatcherSettings
+from batgate.domain.lifecycle import Transition, on_due, on_sent
+from batgate.domain.messages import Channel
+from batgate.domain.outcomes import Failed, SendResult
+from batgate.domain.pricing import RateTable, charge
+from batgate.domain.records import MessageRecord
+from batgate.domain.retry import RetryPolicy
+from batgate.domain.status import DeliveryStatus
+from batgate.engine.ratebook import RateBook
+from batgate.store.manager import Priced, Store
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        connectors: Mapping[Channel, Connector],
+        ratebook: RateBook,
+        settings: DispatcherSettings,
+        fx: Mapping[str, float],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._connectors = connectors
+        self._ratebook = ratebook
+        self._settings = settings
+        self._fx = fx
+        self._clock = clock
+        self._retry = RetryPolicy(tuple(settings.retry_delays), jitter=0.2)
+        self._limit = asyncio.Semaphore(settings.concurrency)
+        self._wakeup = asyncio.Event()
+        self.worker = worker_name()
+
+    def wake(self) -> None:
+        """New work was stored by this process: look now rather than at the next poll."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                handled = await self.tick()
+            except Exception:  # keep the engine alive through a database hiccup
+                log.exception("dispatcher tick failed")
+                handled = 0
+            if handled < self._settings.batch_size:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        self._wakeup.clear()
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), self._settings.poll_interval)
+        except TimeoutError:
+            pass
+
+    async def tick(self) -> int:
+        """Claim one batch of due messages and handle each; the number claimed."""
+        records = await self._store.claim_due(
+            self.worker, self._clock(), self._settings.lease_seconds, self._settings.batch_size
+        )
+        if records:
+            rates = await self._ratebook.table()
+            await asyncio.gather(*(self._handle(r, rates) for r in records))
+        return len(records)
+
+    async def _handle(self, record: MessageRecord, rates: RateTable) -> None:
+        decision = on_due(record.progress, record.chain, self._clock())
+        if decision is None:
+            await self._store.release(record)
+            return
+        if isinstance(decision, Transition):
+            transition = decision
+        else:
+            result = await self._send(record)
+            transition = on_sent(record.progress, result, record.chain, self._retry, self._clock())
+        priced = self._price(record, transition, rates)
+        await self._store.apply(record, transition, self._clock(), priced)
+
+    async def _send(self, record: MessageRecord) -> SendResult:
+        step = record.current
+        outbound = Outbound(record.id, step, record.progress.attempts + 1)
+        async with self._limit:
+            try:
+                return await self._connectors[step.channel].send(outbound)
+            except Exception as exc:  # a connector bug or network error: retry later
+                log.warning("connector %s failed for %s: %r", step.channel, record.id, exc)
+                return Failed(f"connector error: {exc!r}", retryable=True)
+
+    def _price(self, record: MessageRecord, t: Transition, rates: RateTable) -> Priced:
+        """The rate of the channel in use (or that carried it) and, once final, the bill."""
+        step = record.chain[t.progress.step]
+        rate = rates.lookup(step.channel.value, step.to)
+        if rate is None:
+            return Priced(None, None, None if not t.progress.status.is_final else 0)
+        if not t.progress.status.is_final:
+            return Priced(rate.micros, rate.currency, None)
+        delivered = t.progress.status is DeliveryStatus.DELIVERED
+        bill = charge(
+            rate.micros, rate.currency, step.parts, record.bill_currency, delivered, self._fx
+        )
+        return Priced(rate.micros, rate.currency, bill.bill_amount)

@@ -1,0 +1,38 @@
+"""The engine: every long-running worker of one process, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from batgate.channels.registry import build_connectors
+from batgate.config import Settings
+from batgate.engine.dispatcher import Dispatcher
+from batgate.engine.ratebook import RateBook, configured_rates
+from batgate.store.manager import Store
+
+
+class Engine:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.dispatcher = Dispatcher(
+            store,
+            build_connectors(settings),
+            RateBook(store, configured_rates(settings.rates)),
+            settings.dispatcher,
+            settings.fx,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def wake(self) -> None:
+        self.dispatcher.wake()

@@ -1,0 +1,96 @@
+"""Engines, connection settings and migrations: the dialect-specific corner of the store.
+
+Everything that differs between SQLite and PostgreSQL lives here and in
+:mod:`batgate.store.dialects`; the rest of the store is plain SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def async_url(url: str) -> sa.URL:
+    """`sqlite:///x.db` → `sqlite+aiosqlite:///x.db`, `postgresql://…` → asyncpg."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in _ASYNC_DRIVERS:
+        raise ValueError(f"unsupported database URL {parsed.render_as_string(hide_password=True)}")
+    return parsed.set(drivername=_ASYNC_DRIVERS[backend])
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """A writer and a reader engine; on PostgreSQL they are the same engine."""
+
+    writer: AsyncEngine
+    reader: AsyncEngine
+    dialect: str
+
+    @classmethod
+    def connect(cls, url: str) -> Database:
+        target = async_url(url)
+        if target.get_backend_name() == "sqlite":
+            return cls(
+                writer=_sqlite_engine(target, writer=True),
+                reader=_sqlite_engine(target, writer=False),
+                dialect="sqlite",
+            )
+        engine = create_async_engine(target, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        return cls(writer=engine, reader=engine, dialect="postgresql")
+
+    async def dispose(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+    async def upgrade(self) -> None:
+        """Apply the Alembic migrations up to head."""
+        async with self.writer.connect() as conn:
+            await conn.run_sync(_upgrade)
+            await conn.commit()
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("batgate.store") / "migrations"))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _sqlite_engine(url: sa.URL, *, writer: bool) -> AsyncEngine:
+    # One writer connection: SQLite has one writer anyway, and queuing in the pool is
+    # cheaper than spinning on SQLITE_BUSY. Readers run beside it thanks to WAL.
+    engine = create_async_engine(
+        url, pool_size=1 if writer else 4, max_overflow=0, connect_args={"timeout": 30}
+    )
+
+    @sa.event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver, so BEGIN is ours (see below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+
+    @sa.event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that later
+        # wants to write can fail with SQLITE_BUSY without waiting (other processes).
+        conn.exec_driver_sql(begin)
+
+    return engine

@@ -1,0 +1,322 @@
+"""The store: the only code that speaks SQL. Rows go in and out as domain objects."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from batgate.domain.lifecycle import Progress, Transition
+from batgate.domain.messages import MessageType, NewMessage, Step
+from batgate.domain.pricing import Rate
+from batgate.domain.records import Account, MessageRecord
+from batgate.domain.status import ChannelStatus, DeliveryStatus
+from batgate.store import dialects
+from batgate.store.database import Database
+from batgate.store.schema import accounts, message_events, messagelists, messages, rates
+
+
+class DuplicateAccountError(Exception):
+    """An account with this username exists already."""
+
+
+def new_message_id() -> str:
+    """22 hex digits: milliseconds since the epoch, then 40 random bits.
+
+    Time-ordered, so inserts append to the primary-key index instead of landing
+    all over it; unique across processes without asking the database.
+    """
+    return f"{int(time.time() * 1000):012x}{os.urandom(5).hex()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """The rate locked in when a step is handed to its channel, and the final bill."""
+
+    rate_micros: int | None
+    rate_currency: str | None
+    bill_micros: int | None
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def connect(cls, url: str) -> Store:
+        return cls(Database.connect(url))
+
+    async def close(self) -> None:
+        await self.db.dispose()
+
+    async def upgrade(self) -> None:
+        await self.db.upgrade()
+
+    # -- accounts -------------------------------------------------------------
+
+    async def create_account(
+        self,
+        username: str,
+        api_key_hash: str,
+        password_hash: str | None,
+        webhook_url: str | None,
+        webhook_secret: str,
+        currency: str,
+    ) -> Account:
+        values = {
+            "username": username,
+            "api_key_hash": api_key_hash,
+            "password_hash": password_hash,
+            "webhook_url": webhook_url,
+            "webhook_secret": webhook_secret,
+            "currency": currency,
+            "disabled": False,
+            "created_at": time.time(),
+        }
+        try:
+            async with self.db.writer.begin() as conn:
+                row = (
+                    await conn.execute(accounts.insert().values(values).returning(*accounts.c))
+                ).one()
+        except sa.exc.IntegrityError as exc:
+            raise DuplicateAccountError(username) from exc
+        return _account(row)
+
+    async def account_by_key_hash(self, key_hash: str) -> Account | None:
+        return await self._one_account(accounts.c.api_key_hash == key_hash)
+
+    async def account_by_username(self, username: str) -> Account | None:
+        return await self._one_account(accounts.c.username == username)
+
+    async def account_by_id(self, account_id: int) -> Account | None:
+        return await self._one_account(accounts.c.id == account_id)
+
+    async def list_accounts(self) -> list[Account]:
+        async with self.db.reader.connect() as conn:
+            result = await conn.execute(sa.select(accounts).order_by(accounts.c.id))
+            return [_account(row) for row in result]
+
+    async def update_account(self, username: str, **values: Any) -> Account | None:
+        async with self.db.writer.begin() as conn:
+            row = (
+                await conn.execute(
+                    accounts.update()
+                    .where(accounts.c.username == username)
+                    .values(**values)
+                    .returning(*accounts.c)
+                )
+            ).one_or_none()
+        return None if row is None else _account(row)
+
+    async def _one_account(self, where: sa.ColumnElement[bool]) -> Account | None:
+        async with self.db.reader.connect() as conn:
+            row = (await conn.execute(sa.select(accounts).where(where))).one_or_none()
+        return None if row is None else _account(row)
+
+    # -- messages -------------------------------------------------------------
+
+    async def insert_batch(
+        self, account: Account, batch: Sequence[NewMessage], now: float
+    ) -> tuple[int, list[str]]:
+        """Store a whole batch in one transaction: its message list id and message ids."""
+        ids = [new_message_id() for _ in batch]
+        async with self.db.writer.begin() as conn:
+            list_id = (
+                await conn.execute(
+                    messagelists.insert()
+                    .values(account_id=account.id, message_count=len(batch), created_at=now)
+                    .returning(messagelists.c.id)
+                )
+            ).scalar_one()
+            if batch:
+                rows = [
+                    _new_row(mid, list_id, account.id, account.currency, m, now)
+                    for mid, m in zip(ids, batch, strict=True)
+                ]
+                await conn.execute(messages.insert(), rows)
+        return list_id, ids
+
+    async def get_message(self, message_id: str) -> MessageRecord | None:
+        async with self.db.reader.connect() as conn:
+            row = (
+                await conn.execute(sa.select(messages).where(messages.c.id == message_id))
+            ).one_or_none()
+        return None if row is None else _message(row)
+
+    async def claim_due(
+        self, worker: str, now: float, lease: float, limit: int
+    ) -> list[MessageRecord]:
+        stmt = dialects.claim_due(self.db.dialect, worker, now, now + lease, limit)
+        async with self.db.writer.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_message(row) for row in rows]
+
+    async def apply(
+        self,
+        record: MessageRecord,
+        transition: Transition,
+        now: float,
+        priced: Priced | None = None,
+    ) -> bool:
+        """Compare-and-set: write `transition` only if the message is still at its version.
+
+        The status change and the events it entered commit together. False when
+        something else changed the message first; the caller drops its view.
+        """
+        values = _progress_values(transition.progress)
+        values.update(version=record.version + 1, updated_at=now, claimed_by=None)
+        values["claimed_until"] = None
+        if priced is not None:
+            values.update(
+                rate_micros=priced.rate_micros,
+                rate_currency=priced.rate_currency,
+                bill_micros=priced.bill_micros,
+            )
+        stmt = (
+            messages.update()
+            .where(messages.c.id == record.id, messages.c.version == record.version)
+            .values(values)
+        )
+        async with self.db.writer.begin() as conn:
+            if (await conn.execute(stmt)).rowcount != 1:
+                return False
+            if transition.entered:
+                await conn.execute(
+                    message_events.insert(),
+                    [
+                        {
+                            "message_id": record.id,
+                            "account_id": record.account_id,
+                            "status": status.value,
+                            "at": now,
+                        }
+                        for status in transition.entered
+                    ],
+                )
+        return True
+
+    async def release(self, record: MessageRecord) -> None:
+        """Give a claimed message back untouched (nothing was due after all)."""
+        async with self.db.writer.begin() as conn:
+            await conn.execute(
+                messages.update()
+                .where(messages.c.id == record.id, messages.c.version == record.version)
+                .values(claimed_by=None, claimed_until=None)
+            )
+
+    async def events_of(self, message_id: str) -> list[tuple[DeliveryStatus, float]]:
+        async with self.db.reader.connect() as conn:
+            result = await conn.execute(
+                sa.select(message_events.c.status, message_events.c.at)
+                .where(message_events.c.message_id == message_id)
+                .order_by(message_events.c.id)
+            )
+            return [(DeliveryStatus(status), at) for status, at in result]
+
+    # -- rates ----------------------------------------------------------------
+
+    async def list_rates(self) -> list[Rate]:
+        async with self.db.reader.connect() as conn:
+            result = await conn.execute(sa.select(rates).order_by(rates.c.channel, rates.c.prefix))
+            return [Rate(r.channel, r.prefix, r.micros, r.currency) for r in result]
+
+    async def set_rate(self, rate: Rate) -> None:
+        async with self.db.writer.begin() as conn:
+            where = (rates.c.channel == rate.channel) & (rates.c.prefix == rate.prefix)
+            await conn.execute(rates.delete().where(where))
+            await conn.execute(
+                rates.insert().values(
+                    channel=rate.channel,
+                    prefix=rate.prefix,
+                    micros=rate.micros,
+                    currency=rate.currency,
+                    updated_at=time.time(),
+                )
+            )
+
+
+def _account(row: sa.Row[Any]) -> Account:
+    return Account(
+        id=row.id,
+        username=row.username,
+        currency=row.currency,
+        webhook_url=row.webhook_url,
+        webhook_secret=row.webhook_secret,
+        disabled=bool(row.disabled),
+        password_hash=row.password_hash,
+    )
+
+
+def _new_row(
+    message_id: str, list_id: int, account_id: int, currency: str, m: NewMessage, now: float
+) -> dict[str, Any]:
+    row = _progress_values(Progress.new(m.steps, now))
+    row.update(
+        id=message_id,
+        messagelist_id=list_id,
+        account_id=account_id,
+        customer_message_id=m.customer_message_id,
+        recipient=m.to,
+        type=m.primary.type.value,
+        chain=orjson.dumps([s.to_json() for s in m.steps]).decode(),
+        callback_url=m.callback_url,
+        claimed_by=None,
+        claimed_until=None,
+        rate_micros=None,
+        rate_currency=None,
+        bill_micros=None,
+        bill_currency=currency,
+        version=0,
+        created_at=now,
+        updated_at=now,
+    )
+    return row
+
+
+def _progress_values(p: Progress) -> dict[str, Any]:
+    return {
+        "status": p.status.value,
+        "step": p.step,
+        "steps": ",".join(s.value for s in p.steps),
+        "attempts": p.attempts,
+        "due_at": p.due_at,
+        "deadline": p.deadline,
+        "receipt": None if p.receipt is None else p.receipt.value,
+        "carrier_ref": p.carrier_ref,
+    }
+
+
+def _message(row: sa.Row[Any]) -> MessageRecord:
+    progress = Progress(
+        status=DeliveryStatus(row.status),
+        step=row.step,
+        steps=tuple(ChannelStatus(s) for s in row.steps.split(",")),
+        attempts=row.attempts,
+        due_at=row.due_at,
+        deadline=row.deadline,
+        receipt=None if row.receipt is None else ChannelStatus(row.receipt),
+        carrier_ref=row.carrier_ref,
+    )
+    return MessageRecord(
+        id=row.id,
+        messagelist_id=row.messagelist_id,
+        account_id=row.account_id,
+        customer_message_id=row.customer_message_id,
+        to=row.recipient,
+        type=MessageType(row.type),
+        chain=tuple(Step.from_json(s) for s in orjson.loads(row.chain)),
+        callback_url=row.callback_url,
+        progress=progress,
+        version=row.version,
+        rate_micros=row.rate_micros,
+        rate_currency=row.rate_currency,
+        bill_micros=row.bill_micros,
+        bill_currency=row.bill_currency,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )

@@ -1,0 +1,96 @@
+"""Table definitions (SQLAlchemy Core). The Alembic migrations create exactly these."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("api_key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=True),
+    sa.Column("webhook_url", sa.String(2048), nullable=True),
+    sa.Column("webhook_secret", sa.String(128), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+messagelists = sa.Table(
+    "messagelists",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("message_count", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("messagelist_id", sa.Integer, nullable=False),
+    sa.Column("account_id", sa.Integer, nullable=False),
+    sa.Column("customer_message_id", sa.String(64), nullable=True),
+    sa.Column("recipient", sa.String(16), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("chain", sa.Text, nullable=False),  # JSON list of steps
+    sa.Column("callback_url", sa.String(2048), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("steps", sa.Text, nullable=False),  # comma-separated channel statuses
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("due_at", sa.Float, nullable=True),
+    sa.Column("deadline", sa.Float, nullable=False),
+    sa.Column("receipt", sa.String(16), nullable=True),
+    sa.Column("carrier_ref", sa.String(64), nullable=True),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("claimed_until", sa.Float, nullable=True),
+    sa.Column("rate_micros", sa.BigInteger, nullable=True),
+    sa.Column("rate_currency", sa.String(3), nullable=True),
+    sa.Column("bill_micros", sa.BigInteger, nullable=True),
+    sa.Column("bill_currency", sa.String(3), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+# Only messages the engine still has to look at carry a due time; final ones leave the index.
+sa.Index(
+    "ix_messages_due",
+    messages.c.due_at,
+    sqlite_where=messages.c.due_at.is_not(None),
+    postgresql_where=messages.c.due_at.is_not(None),
+)
+sa.Index("ix_messages_messagelist", messages.c.messagelist_id)
+sa.Index(
+    "ix_messages_carrier_ref",
+    messages.c.carrier_ref,
+    sqlite_where=messages.c.carrier_ref.is_not(None),
+    postgresql_where=messages.c.carrier_ref.is_not(None),
+)
+
+# Every status a message entered, in order: the history, and the webhook outbox's source.
+message_events = sa.Table(
+    "message_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(32), nullable=False),
+    sa.Column("account_id", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+sa.Index("ix_message_events_message", message_events.c.message_id)
+
+rates = sa.Table(
+    "rates",
+    metadata,
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("prefix", sa.String(15), primary_key=True),
+    sa.Column("micros", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
