@@ -76,9 +76,9 @@ def _sample_numbers() -> list[str]:
             if example is None:
                 continue
             cc = str(example.country_code)
-            national = phonenumbers.format_number(
-                example, phonenumbers.PhoneNumberFormat.E164
-            )[1 + len(cc) :]
+            national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[
+                1 + len(cc) :
+            ]
             numbers.add(f"+{cc}{national}")
             numbers.add(f"+{cc}0{national}")  # national prefix left in
             numbers.add(f"+{cc}{national[:-1]}")
@@ -86,10 +86,10 @@ def _sample_numbers() -> list[str]:
                 digits = list(national)
                 digits[rnd.randrange(len(digits))] = str(rnd.randrange(10))
                 numbers.add(f"+{cc}{''.join(digits)}")
-    for cc in sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE):
+    for code in sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE):
         for _ in range(15):
-            length = rnd.randint(8, 15) - len(str(cc))
-            numbers.add(f"+{cc}" + "".join(rnd.choice("0123456789") for _ in range(length)))
+            length = rnd.randint(8, 15) - len(str(code))
+            numbers.add(f"+{code}" + "".join(rnd.choice("0123456789") for _ in range(length)))
     for _ in range(2000):
         numbers.add("+" + "".join(rnd.choice("0123456789") for _ in range(rnd.randint(6, 17))))
     return sorted(numbers)

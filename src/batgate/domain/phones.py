@@ -5,10 +5,11 @@ and extensions) and slow (~13 µs). A recipient is required to be written in E.1
 already, so the country code can be cut off by hand and the ``PhoneNumber`` built
 directly (~5 µs), and campaigns repeat numbers, so answers are cached.
 
-Meaning: ``is_valid_e164(n)`` is true exactly when ``phonenumbers.parse(n)`` gives a
-valid number whose E.164 form is ``n`` itself. A number that parses only after
-rewriting (``+44 07911 123456`` with its national prefix ``0``, spaces, an
-extension) is not accepted: what the caller sent is what is stored and sent on.
+Meaning: ``is_valid_e164(n)`` is true exactly when ``n`` is ``+`` and 8-15 digits and
+``phonenumbers.parse(n)`` gives a valid number whose E.164 form is ``n`` itself. A
+number that parses only after rewriting (``+44 07911 123456`` with its national
+prefix ``0``, spaces, an extension) is not accepted: what the caller sent is what is
+stored and sent on.
 """
 
 from __future__ import annotations

@@ -47,7 +47,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from batgate.domain.messages import (
     CHANNEL_OF,
@@ -60,6 +59,7 @@ from batgate.domain.messages import (
 )
 from batgate.domain.parts import sms_parts
 from batgate.domain.phones import is_e164_form, is_valid_e164
+from batgate.domain.urls import MAX_URL_LENGTH, is_http_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,6 @@ class Limits:
 
 
 MAX_CUSTOMER_MESSAGE_ID: Final = 64
-MAX_URL_LENGTH: Final = 2048
 MAX_TEXT_CHARS: Final[dict[Channel, int]] = {
     Channel.VIBER: 1000,
     Channel.RCS: 3072,
@@ -83,7 +82,6 @@ _TYPES: Final = {t.value: t for t in MessageType}
 _TYPE_LIST: Final = ", ".join(_TYPES)
 _SENDER: Final = re.compile(r"(?=[0-9]*[A-Za-z])[A-Za-z0-9]{1,11}|\+[1-9][0-9]{7,14}|[0-9]{1,15}")
 _BAD_CHAR: Final = re.compile("[\x00\ud800-\udfff]")
-_BAD_URL_CHAR: Final = re.compile(r"[\s\x00-\x1f\x7f\ud800-\udfff]")
 _UUID: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _LANG: Final = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 _OTP_CODE: Final = re.compile(r"[0-9]{4,10}")
@@ -558,15 +556,7 @@ def _url(value: object, path: str) -> str:
         raise _Invalid(_DATA, f"{path}: must be a URL string, got {_json_type(value)}")
     if len(value) > MAX_URL_LENGTH:
         raise _Invalid(_DATA, f"{path}: {len(value)} characters, more than {MAX_URL_LENGTH}")
-    ok = False
-    if _BAD_URL_CHAR.search(value) is None:
-        try:
-            parts = urlsplit(value)
-            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-            _ = parts.port  # raises ValueError on a malformed port
-        except ValueError:
-            ok = False
-    if not ok:
+    if not is_http_url(value):
         raise _Invalid(_DATA, f"{path}: {_show(value)} is not an absolute http(s) URL")
     return value
 

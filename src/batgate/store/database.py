@@ -30,11 +30,18 @@ def async_url(url: str) -> sa.URL:
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    """A writer and a reader engine; on PostgreSQL they are the same engine."""
+    """A writer and a reader engine; on PostgreSQL they are the same engine.
+
+    On SQLite there is also `lookup`: a synchronous autocommit connection for
+    point reads by primary key on the hot status path. Such a read takes ~15 µs,
+    less than the hop to aiosqlite's thread and back (~500 µs through the async
+    engine), so it runs right on the event loop; WAL readers never wait for writers.
+    """
 
     writer: AsyncEngine
     reader: AsyncEngine
     dialect: str
+    lookup: sa.Connection | None = None
 
     @classmethod
     def connect(cls, url: str) -> Database:
@@ -44,11 +51,15 @@ class Database:
                 writer=_sqlite_engine(target, writer=True),
                 reader=_sqlite_engine(target, writer=False),
                 dialect="sqlite",
+                lookup=_sqlite_lookup(make_url(url)),
             )
         engine = create_async_engine(target, pool_size=10, max_overflow=10, pool_pre_ping=True)
         return cls(writer=engine, reader=engine, dialect="postgresql")
 
     async def dispose(self) -> None:
+        if self.lookup is not None:
+            self.lookup.close()
+            self.lookup.engine.dispose()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
@@ -65,6 +76,16 @@ def _upgrade(connection: sa.Connection) -> None:
     config.set_main_option("script_location", str(resources.files("batgate.store") / "migrations"))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+
+
+def _sqlite_lookup(url: sa.URL) -> sa.Connection:
+    engine = sa.create_engine(
+        url.set(drivername="sqlite+pysqlite"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.pool.StaticPool,
+        connect_args={"check_same_thread": False, "timeout": 30},
+    )
+    return engine.connect()
 
 
 def _sqlite_engine(url: sa.URL, *, writer: bool) -> AsyncEngine:

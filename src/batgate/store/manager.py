@@ -20,6 +20,8 @@ from batgate.store import dialects
 from batgate.store.database import Database
 from batgate.store.schema import accounts, message_events, messagelists, messages, rates
 
+_BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
+
 
 class DuplicateAccountError(Exception):
     """An account with this username exists already."""
@@ -142,10 +144,12 @@ class Store:
         return list_id, ids
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
-        async with self.db.reader.connect() as conn:
-            row = (
-                await conn.execute(sa.select(messages).where(messages.c.id == message_id))
-            ).one_or_none()
+        query = _BY_ID.params(id=message_id)
+        if self.db.lookup is not None:
+            row = self.db.lookup.execute(query).one_or_none()
+        else:
+            async with self.db.reader.connect() as conn:
+                row = (await conn.execute(query)).one_or_none()
         return None if row is None else _message(row)
 
     async def claim_due(
