@@ -45,6 +45,27 @@ class DispatcherSettings(BaseModel):
     retry_delays: list[float] = Field(default_factory=lambda: [0.5, 1.0, 2.0])
 
 
+class WebhookSettings(BaseModel):
+    """Webhook delivery (SPEC §4). Seconds."""
+
+    timeout: float = 10.0
+    # Waits between attempts: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h,
+    # then every `repeat_every` until the waits add up to `give_up_after` (24 h+).
+    retry_delays: list[float] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0]
+    )
+    repeat_every: float = 28800
+    give_up_after: float = 86400
+    jitter: float = 0.1
+    concurrency: int = 64
+    per_endpoint: int = 8
+    batch_size: int = 200
+    poll_interval: float = 0.25
+    lease_seconds: float = 60.0
+    secret_overlap: float = 86400
+    max_retry_after: float = 86400
+
+
 class RateEntry(BaseModel):
     channel: str
     prefix: str = ""
@@ -84,6 +105,7 @@ class Settings(BaseSettings):
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     dispatcher: DispatcherSettings = Field(default_factory=DispatcherSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     # Which connector serves each channel (names from batgate.channels.registry).
     channels: dict[str, str] = Field(
         default_factory=lambda: {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import orjson
@@ -80,10 +81,13 @@ def list_(
         return
     table = Table("username", "currency", "webhook URL", "password", "disabled")
     for a in found:
+        url = a.webhook_url or "-"
+        if a.webhook_url and not a.webhook_enabled:
+            url += " (disabled)"
         table.add_row(
             a.username,
             a.currency,
-            a.webhook_url or "-",
+            url,
             "yes" if a.password_hash else "no",
             "yes" if a.disabled else "no",
         )
@@ -112,6 +116,57 @@ def enable(username: str, database_url: DatabaseUrl = None) -> None:
     emit({"username": username, "disabled": False})
 
 
+@app.command("set-webhook")
+def set_webhook(
+    username: str,
+    url: Annotated[str | None, typer.Argument(help="The webhook URL (http or https).")] = None,
+    disable: Annotated[bool, typer.Option("--disable", help="Stop sending webhooks.")] = False,
+    enable: Annotated[
+        bool, typer.Option("--enable", help="Send again (e.g. after the endpoint answered 410).")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Set the account's webhook URL, or disable / re-enable its endpoint."""
+    if disable and enable:
+        fail("use either --disable or --enable, not both")
+    if url is None and not (disable or enable):
+        fail("give a URL, --disable or --enable")
+    values: dict[str, object] = {}
+    if url is not None:
+        if not is_http_url(url):
+            fail(f"the webhook URL must be an absolute http(s) URL, got {url!r}")
+        values.update(webhook_url=url, webhook_enabled=True, webhook_disabled_reason=None)
+    if disable:
+        values.update(webhook_enabled=False, webhook_disabled_reason="disabled by an operator")
+    if enable:
+        values.update(webhook_enabled=True, webhook_disabled_reason=None)
+    account = _update(database_url, username, **values)
+    emit(
+        {
+            "username": username,
+            "webhookUrl": account.webhook_url,
+            "webhookEnabled": account.webhook_enabled,
+        }
+    )
+
+
+@app.command("rotate-webhook-secret")
+def rotate_webhook_secret(username: str, database_url: DatabaseUrl = None) -> None:
+    """Issue a new webhook secret; the old one keeps signing too for 24 hours."""
+    settings = settings_for(database_url)
+    secret = new_webhook_secret()
+
+    async def main() -> Account | None:
+        async with open_store(settings) as store:
+            return await store.rotate_webhook_secret(
+                username, secret, time.time() + settings.webhooks.secret_overlap
+            )
+
+    if run(main) is None:
+        fail(f"no account named {username!r}")
+    emit({"username": username, "webhookSecret": secret})
+
+
 def _update(database_url: str | None, username: str, **values: object) -> Account:
     settings = settings_for(database_url)
 
@@ -130,6 +185,7 @@ def _public(a: Account) -> dict[str, object]:
         "username": a.username,
         "currency": a.currency,
         "webhookUrl": a.webhook_url,
+        "webhookEnabled": a.webhook_enabled,
         "hasPassword": a.password_hash is not None,
         "disabled": a.disabled,
     }

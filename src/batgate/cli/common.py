@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 
 from batgate.config import Settings, load_settings
 from batgate.store.manager import Store
@@ -57,5 +58,6 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
 async def _guarded(main: Callable[[], Awaitable[T]]) -> T:
     try:
         return await main()
-    except OSError as exc:
-        fail(f"cannot reach the database: {exc}")
+    except (OSError, SQLAlchemyError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        fail(f"database error: {detail}")

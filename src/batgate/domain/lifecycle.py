@@ -89,13 +89,14 @@ def on_sent(
     """Apply what the channel answered when the current step was handed to it."""
     if isinstance(result, Accepted):
         receipt = result.receipt
+        if receipt is not None and receipt.at > p.deadline:
+            receipt = None  # it would come after the TTL: the message expires first
         handed = _handed(p)
-        due = p.deadline if receipt is None else min(receipt.at, p.deadline)
         progress = replace(
             handed.progress,
             carrier_ref=result.carrier_ref,
             receipt=None if receipt is None else receipt.status,
-            due_at=due,
+            due_at=p.deadline if receipt is None else receipt.at,
         )
         return Transition(progress, handed.entered)
     return _on_failed(p, result, chain, retry, now)

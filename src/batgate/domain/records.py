@@ -17,6 +17,16 @@ class Account:
     webhook_secret: str
     disabled: bool
     password_hash: str | None
+    webhook_enabled: bool = True
+    previous_webhook_secret: str | None = None
+    previous_secret_until: float | None = None
+
+    def signing_secrets(self, now: float) -> list[str]:
+        """The current webhook secret, and the previous one while a rotation overlaps."""
+        secrets = [self.webhook_secret]
+        if self.previous_webhook_secret and (self.previous_secret_until or 0) > now:
+            secrets.append(self.previous_webhook_secret)
+        return secrets
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,13 @@ from batgate.channels.base import Connector, Outbound
 from batgate.config import DispatcherSettings
 from batgate.domain.lifecycle import Transition, on_due, on_sent
 from batgate.domain.messages import Channel
+from batgate.domain.notifications import Notification, webhook_payload
 from batgate.domain.outcomes import Failed, SendResult
 from batgate.domain.pricing import RateTable, charge
 from batgate.domain.records import MessageRecord
 from batgate.domain.retry import RetryPolicy
 from batgate.domain.status import DeliveryStatus
+from batgate.engine.accounts import AccountCache
 from batgate.engine.ratebook import RateBook
 from batgate.store.manager import Priced, Store
 
@@ -43,9 +45,13 @@ class Dispatcher:
         ratebook: RateBook,
         settings: DispatcherSettings,
         fx: Mapping[str, float],
+        accounts: AccountCache | None = None,
+        on_events: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._accounts = accounts or AccountCache(store)
+        self._on_events = on_events
         self._connectors = connectors
         self._ratebook = ratebook
         self._settings = settings
@@ -98,7 +104,29 @@ class Dispatcher:
             result = await self._send(record)
             transition = on_sent(record.progress, result, record.chain, self._retry, self._clock())
         priced = self._price(record, transition, rates)
-        await self._store.apply(record, transition, self._clock(), priced)
+        now = self._clock()
+        notifications = await self._notifications(record, transition, priced, now)
+        if await self._store.apply(record, transition, now, priced, notifications):
+            if any(n.payload is not None for n in notifications):
+                self._on_events()
+
+    async def _notifications(
+        self, record: MessageRecord, t: Transition, priced: Priced, now: float
+    ) -> list[Notification]:
+        """One event per status entered; with a payload when there is a webhook to send."""
+        if not t.entered:
+            return []
+        account = await self._accounts.get(record.account_id)
+        if record.callback_url is None and (account is None or not account.webhook_url):
+            return [Notification(status) for status in t.entered]
+        return [
+            Notification(
+                status,
+                webhook_payload(record, t.progress, status, now, priced.bill_micros),
+                record.callback_url,
+            )
+            for status in t.entered
+        ]
 
     async def _send(self, record: MessageRecord) -> SendResult:
         step = record.current

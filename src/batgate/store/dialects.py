@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from batgate.store.schema import messages
+from batgate.store.schema import accounts, message_events, messages
 
 
 def claim_due(dialect: str, worker: str, now: float, lease_until: float, limit: int) -> sa.Update:
@@ -30,4 +30,45 @@ def claim_due(dialect: str, worker: str, now: float, lease_until: float, limit: 
         .where(messages.c.id.in_(due.scalar_subquery()))
         .values(claimed_by=worker, claimed_until=lease_until)
         .returning(*messages.c)
+    )
+
+
+def claim_webhooks(
+    dialect: str, worker: str, now: float, lease_until: float, limit: int
+) -> sa.Update:
+    """Lease up to `limit` due webhook events, in order within each message.
+
+    An event waits while an earlier event of its message is still pending, and
+    while its account's endpoint is disabled (unless it goes to a callbackUrl).
+    """
+    earlier = message_events.alias("earlier")
+    pending_before = (
+        sa.select(earlier.c.id)
+        .where(
+            earlier.c.message_id == message_events.c.message_id,
+            earlier.c.id < message_events.c.id,
+            earlier.c.state == "pending",
+        )
+        .exists()
+    )
+    due = (
+        sa.select(message_events.c.id)
+        .join(accounts, accounts.c.id == message_events.c.account_id)
+        .where(
+            message_events.c.state == "pending",
+            message_events.c.next_attempt_at <= now,
+            sa.or_(message_events.c.claimed_until.is_(None), message_events.c.claimed_until < now),
+            sa.or_(message_events.c.url.is_not(None), accounts.c.webhook_enabled),
+            ~pending_before,
+        )
+        .order_by(message_events.c.next_attempt_at)
+        .limit(limit)
+    )
+    if dialect == "postgresql":
+        due = due.with_for_update(of=message_events, skip_locked=True)
+    return (
+        sa.update(message_events)
+        .where(message_events.c.id.in_(due.scalar_subquery()))
+        .values(claimed_by=worker, claimed_until=lease_until)
+        .returning(*message_events.c)
     )

@@ -13,11 +13,13 @@ import sqlalchemy as sa
 
 from batgate.domain.lifecycle import Progress, Transition
 from batgate.domain.messages import MessageType, NewMessage, Step
+from batgate.domain.notifications import Notification
 from batgate.domain.pricing import Rate
 from batgate.domain.records import Account, MessageRecord
 from batgate.domain.status import ChannelStatus, DeliveryStatus
 from batgate.store import dialects
 from batgate.store.database import Database
+from batgate.store.outbox import Outbox
 from batgate.store.schema import accounts, message_events, messagelists, messages, rates
 
 _BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
@@ -48,6 +50,7 @@ class Priced:
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.outbox = Outbox(db)
 
     @classmethod
     def connect(cls, url: str) -> Store:
@@ -115,6 +118,25 @@ class Store:
             ).one_or_none()
         return None if row is None else _account(row)
 
+    async def rotate_webhook_secret(
+        self, username: str, secret: str, previous_until: float
+    ) -> Account | None:
+        """New secret; the old one stays valid for signing until `previous_until`."""
+        async with self.db.writer.begin() as conn:
+            row = (
+                await conn.execute(
+                    accounts.update()
+                    .where(accounts.c.username == username)
+                    .values(
+                        previous_webhook_secret=accounts.c.webhook_secret,
+                        previous_secret_until=previous_until,
+                        webhook_secret=secret,
+                    )
+                    .returning(*accounts.c)
+                )
+            ).one_or_none()
+        return None if row is None else _account(row)
+
     async def _one_account(self, where: sa.ColumnElement[bool]) -> Account | None:
         async with self.db.reader.connect() as conn:
             row = (await conn.execute(sa.select(accounts).where(where))).one_or_none()
@@ -166,11 +188,13 @@ class Store:
         transition: Transition,
         now: float,
         priced: Priced | None = None,
+        notifications: Sequence[Notification] | None = None,
     ) -> bool:
         """Compare-and-set: write `transition` only if the message is still at its version.
 
-        The status change and the events it entered commit together. False when
-        something else changed the message first; the caller drops its view.
+        The status change and its events (the history and the webhook outbox)
+        commit together. False when something else changed the message first;
+        the caller drops its view.
         """
         values = _progress_values(transition.progress)
         values.update(version=record.version + 1, updated_at=now, claimed_by=None)
@@ -186,22 +210,14 @@ class Store:
             .where(messages.c.id == record.id, messages.c.version == record.version)
             .values(values)
         )
+        if notifications is None:
+            notifications = [Notification(status) for status in transition.entered]
         async with self.db.writer.begin() as conn:
             if (await conn.execute(stmt)).rowcount != 1:
                 return False
-            if transition.entered:
-                await conn.execute(
-                    message_events.insert(),
-                    [
-                        {
-                            "message_id": record.id,
-                            "account_id": record.account_id,
-                            "status": status.value,
-                            "at": now,
-                        }
-                        for status in transition.entered
-                    ],
-                )
+            if notifications:
+                rows = [_event_row(record, n, now) for n in notifications]
+                await conn.execute(message_events.insert(), rows)
         return True
 
     async def release(self, record: MessageRecord) -> None:
@@ -244,6 +260,21 @@ class Store:
             )
 
 
+def _event_row(record: MessageRecord, n: Notification, now: float) -> dict[str, Any]:
+    pending = n.payload is not None
+    return {
+        "message_id": record.id,
+        "account_id": record.account_id,
+        "status": n.status.value,
+        "at": now,
+        "payload": n.payload.decode() if n.payload is not None else None,
+        "url": n.url,
+        "state": "pending" if pending else "none",
+        "attempts": 0,
+        "next_attempt_at": now if pending else None,
+    }
+
+
 def _account(row: sa.Row[Any]) -> Account:
     return Account(
         id=row.id,
@@ -253,6 +284,9 @@ def _account(row: sa.Row[Any]) -> Account:
         webhook_secret=row.webhook_secret,
         disabled=bool(row.disabled),
         password_hash=row.password_hash,
+        webhook_enabled=bool(row.webhook_enabled),
+        previous_webhook_secret=row.previous_webhook_secret,
+        previous_secret_until=row.previous_secret_until,
     )
 
 

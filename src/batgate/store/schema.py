@@ -18,6 +18,11 @@ accounts = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("disabled", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("webhook_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("webhook_disabled_reason", sa.Text, nullable=True),
+    # During a secret rotation the old secret signs too, until `previous_secret_until`.
+    sa.Column("previous_webhook_secret", sa.String(128), nullable=True),
+    sa.Column("previous_secret_until", sa.Float, nullable=True),
 )
 
 messagelists = sa.Table(
@@ -73,7 +78,8 @@ sa.Index(
     postgresql_where=messages.c.carrier_ref.is_not(None),
 )
 
-# Every status a message entered, in order: the history, and the webhook outbox's source.
+# Every status a message entered, in order: the history, and the webhook outbox.
+# `state`: none (no webhook to send), pending, delivered, failed.
 message_events = sa.Table(
     "message_events",
     metadata,
@@ -82,8 +88,37 @@ message_events = sa.Table(
     sa.Column("account_id", sa.Integer, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("at", sa.Float, nullable=False),
+    sa.Column("payload", sa.Text, nullable=True),
+    sa.Column("url", sa.String(2048), nullable=True),  # a per-message callbackUrl
+    sa.Column("state", sa.String(16), nullable=False, server_default="none"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=True),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("claimed_until", sa.Float, nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("delivered_at", sa.Float, nullable=True),
 )
 sa.Index("ix_message_events_message", message_events.c.message_id)
+sa.Index(
+    "ix_message_events_pending",
+    message_events.c.next_attempt_at,
+    sqlite_where=message_events.c.state == "pending",
+    postgresql_where=message_events.c.state == "pending",
+)
+
+# Every attempt to deliver a webhook event: when, how long, what came back.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Integer, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+)
+sa.Index("ix_webhook_attempts_event", webhook_attempts.c.event_id)
 
 rates = sa.Table(
     "rates",

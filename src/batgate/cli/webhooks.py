@@ -1,0 +1,86 @@
+"""`batgate webhooks …`: see the outbox and send failed events again."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from batgate.cli.accounts import emit
+from batgate.cli.common import DatabaseUrl, fail, open_store, run, settings_for
+from batgate.domain.notifications import EventView, rfc3339
+
+app = typer.Typer(help="Webhook events: list them, retry failed ones.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(
+    account: Annotated[str | None, typer.Option(help="Only this account's events.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only events that gave up.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Webhook events, newest first, with their delivery state and last attempt."""
+    settings = settings_for(database_url)
+
+    async def main() -> list[EventView]:
+        async with open_store(settings) as store:
+            return await store.outbox.events(account, failed, limit)
+
+    events = run(main)
+    if json:
+        for e in events:
+            emit(_public(e))
+        return
+    table = Table("id", "account", "message", "status", "state", "attempts", "last", "next")
+    for e in events:
+        last = str(e.last_status or "") or (e.last_error or "-")
+        nxt = rfc3339(e.next_attempt_at) if e.state == "pending" and e.next_attempt_at else "-"
+        table.add_row(
+            str(e.id), e.username, e.message_id, e.status, e.state, str(e.attempts), last, nxt
+        )
+    Console().print(table)
+
+
+@app.command()
+def retry(
+    event_id: Annotated[int | None, typer.Argument(help="The event's id (from `list`).")] = None,
+    all_failed: Annotated[
+        bool, typer.Option("--all-failed", help="Every event that gave up.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Send failed events again, from the start of the retry schedule."""
+    if (event_id is None) == (not all_failed):
+        fail("give an event id or --all-failed")
+    settings = settings_for(database_url)
+
+    async def main() -> int:
+        async with open_store(settings) as store:
+            return await store.outbox.retry(event_id, time.time())
+
+    count = run(main)
+    if event_id is not None and count == 0:
+        fail(f"no failed event with id {event_id}")
+    emit({"retried": count})
+
+
+def _public(e: EventView) -> dict[str, object]:
+    return {
+        "id": e.id,
+        "webhookId": e.webhook_id,
+        "account": e.username,
+        "messageId": e.message_id,
+        "deliverystatus": e.status,
+        "state": e.state,
+        "attempts": e.attempts,
+        "at": rfc3339(e.at),
+        "nextAttemptAt": rfc3339(e.next_attempt_at) if e.next_attempt_at else None,
+        "lastStatus": e.last_status,
+        "lastError": e.last_error,
+        "url": e.url,
+    }

@@ -1,0 +1,295 @@
+"""The webhook sender: delivers outbox events, signed, in order per message, with retries.
+
+Each event is delivered by its own task, so a slow or dead endpoint only ever
+holds its own slots (`per_endpoint`) out of the global cap (`concurrency`);
+events for an endpoint that is already at its limit are handed back untried.
+Results are written in batches by one flusher, in one transaction each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from batgate import __version__
+from batgate.config import WebhookSettings
+from batgate.domain.notifications import DeliveryAttempt, WebhookEvent
+from batgate.domain.retry import RetryPolicy
+from batgate.engine.accounts import AccountCache
+from batgate.engine.dispatcher import worker_name
+from batgate.store.manager import Store
+from batgate.webhooks import signature_headers
+
+log = logging.getLogger(__name__)
+
+_DEFER_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    url: str
+    secrets: list[str]
+    callback: bool  # a per-message callbackUrl rather than the account's endpoint
+
+    @property
+    def endpoint(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+
+def webhook_policy(settings: WebhookSettings) -> RetryPolicy:
+    return RetryPolicy(
+        tuple(settings.retry_delays),
+        jitter=settings.jitter,
+        after_last=settings.repeat_every,
+        give_up_after=settings.give_up_after,
+    )
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        store: Store,
+        accounts: AccountCache,
+        settings: WebhookSettings,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._store = store
+        self._accounts = accounts
+        self._settings = settings
+        self._clock = clock
+        self._transport = transport
+        self._policy = webhook_policy(settings)
+        self._inflight: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._results: list[DeliveryAttempt] = []
+        self._wakeup = asyncio.Event()
+        self._flush_now = asyncio.Event()
+        self.worker = worker_name()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        limits = httpx.Limits(
+            max_connections=self._settings.concurrency,
+            max_keepalive_connections=self._settings.concurrency,
+        )
+        async with httpx.AsyncClient(
+            timeout=self._settings.timeout, limits=limits, transport=self._transport
+        ) as client:
+            flusher = asyncio.create_task(self._flush_loop())
+            try:
+                await self._claim_loop(client)
+            finally:
+                for task in list(self._tasks):
+                    task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
+                await self._flush()
+
+    async def _claim_loop(self, client: httpx.AsyncClient) -> None:
+        while True:
+            claimed = 0
+            try:
+                claimed = await self._claim(client)
+            except Exception:
+                log.exception("webhook claim failed")
+            if claimed < self._settings.batch_size:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._settings.poll_interval)
+
+    async def _claim(self, client: httpx.AsyncClient) -> int:
+        free = self._settings.concurrency - len(self._tasks)
+        if free <= 0:
+            return 0
+        now = self._clock()
+        events = await self._store.outbox.claim(
+            self.worker, now, self._settings.lease_seconds, min(free, self._settings.batch_size)
+        )
+        deferred: list[int] = []
+        for event in events:
+            target = await self._target(event, now)
+            if target is not None and self._inflight.get(target.endpoint, 0) >= (
+                self._settings.per_endpoint
+            ):
+                deferred.append(event.id)
+                continue
+            self._start(client, event, target)
+        await self._store.outbox.defer(deferred, now + _DEFER_SECONDS)
+        return len(events) - len(deferred)
+
+    def _start(self, client: httpx.AsyncClient, event: WebhookEvent, target: Target | None) -> None:
+        if target is not None:
+            self._inflight[target.endpoint] = self._inflight.get(target.endpoint, 0) + 1
+        task = asyncio.create_task(self._deliver(client, event, target))
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if target is not None:
+                self._inflight[target.endpoint] -= 1
+                if not self._inflight[target.endpoint]:
+                    del self._inflight[target.endpoint]
+
+        task.add_done_callback(done)
+
+    async def _target(self, event: WebhookEvent, now: float) -> Target | None:
+        account = await self._accounts.get(event.account_id)
+        if account is None:
+            return None
+        url = event.url or account.webhook_url
+        if not url:
+            return None
+        return Target(url, account.signing_secrets(now), callback=event.url is not None)
+
+    async def _deliver(
+        self, client: httpx.AsyncClient, event: WebhookEvent, target: Target | None
+    ) -> None:
+        started = self._clock()
+        if target is None:
+            self._finish(event, started, 0.0, None, "no webhook URL configured")
+            return
+        headers = signature_headers(target.secrets, event.webhook_id, int(started), event.payload)
+        headers["content-type"] = "application/json"
+        headers["user-agent"] = f"batgate/{__version__}"
+        try:
+            response = await client.post(target.url, content=event.payload, headers=headers)
+        except httpx.TimeoutException:
+            self._failed(event, started, None, "timeout", None)
+            return
+        except httpx.HTTPError as exc:
+            self._failed(event, started, None, f"{type(exc).__name__}: {exc}"[:500], None)
+            return
+        code = response.status_code
+        if 200 <= code < 300:
+            self._finish(event, started, self._elapsed(started), code, None, delivered=True)
+        elif code == 410:
+            await self._gone(event, target, started, code)
+        else:
+            retry_after = _retry_after(response.headers.get("retry-after"), self._clock())
+            self._failed(event, started, code, f"HTTP {code}", retry_after)
+
+    async def _gone(self, event: WebhookEvent, target: Target, started: float, code: int) -> None:
+        duration = self._elapsed(started)
+        if target.callback:
+            self._finish(event, started, duration, code, "410 Gone")
+            return
+        # The endpoint says it is gone for good: stop sending until an operator
+        # re-enables it; its events wait, in order.
+        await self._store.outbox.disable_endpoint(event.account_id, "410 Gone from " + target.url)
+        log.warning("webhook endpoint %s answered 410: disabled", target.endpoint)
+        self._record(
+            DeliveryAttempt(
+                event.id,
+                started,
+                duration,
+                code,
+                "410 Gone",
+                "pending",
+                event.attempts + 1,
+                self._clock(),
+            )
+        )
+
+    def _failed(
+        self,
+        event: WebhookEvent,
+        started: float,
+        code: int | None,
+        error: str,
+        retry_after: float | None,
+    ) -> None:
+        attempts = event.attempts + 1
+        delay = self._policy.delay(attempts)
+        duration = self._elapsed(started)
+        if delay is None:
+            self._finish(event, started, duration, code, error)
+            return
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self._settings.max_retry_after))
+        self._record(
+            DeliveryAttempt(
+                event.id,
+                started,
+                duration,
+                code,
+                error,
+                "pending",
+                attempts,
+                self._clock() + delay,
+            )
+        )
+
+    def _finish(
+        self,
+        event: WebhookEvent,
+        started: float,
+        duration: float,
+        code: int | None,
+        error: str | None,
+        *,
+        delivered: bool = False,
+    ) -> None:
+        """Record the last attempt: delivered, or failed for good."""
+        state = "delivered" if delivered else "failed"
+        self._record(
+            DeliveryAttempt(
+                event.id, started, duration, code, error, state, event.attempts + 1, None
+            )
+        )
+
+    def _elapsed(self, started: float) -> float:
+        return max(0.0, (self._clock() - started) * 1000)
+
+    def _record(self, attempt: DeliveryAttempt) -> None:
+        self._results.append(attempt)
+        self._flush_now.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._flush_now.wait()
+            self._flush_now.clear()
+            await asyncio.sleep(0.005)  # let a few more results gather
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("recording webhook attempts failed; retrying")
+                await asyncio.sleep(1.0)
+                self._flush_now.set()
+
+    async def _flush(self) -> None:
+        batch, self._results = self._results, []
+        try:
+            await self._store.outbox.record(batch)
+        except BaseException:
+            self._results[:0] = batch
+            raise
+        if batch:
+            self.wake()  # later events of these messages may be due now
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Seconds from a `Retry-After` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - now)

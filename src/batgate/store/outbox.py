@@ -1,0 +1,149 @@
+"""The webhook outbox: claiming due events, recording attempts, operators' views."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from batgate.domain.notifications import DeliveryAttempt, EventView, WebhookEvent
+from batgate.domain.status import DeliveryStatus
+from batgate.store import dialects
+from batgate.store.database import Database
+from batgate.store.schema import accounts, message_events, webhook_attempts
+
+
+class Outbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def claim(self, worker: str, now: float, lease: float, limit: int) -> list[WebhookEvent]:
+        stmt = dialects.claim_webhooks(self.db.dialect, worker, now, now + lease, limit)
+        async with self.db.writer.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return sorted((_event(row) for row in rows), key=lambda e: e.id)
+
+    async def record(self, attempts: Sequence[DeliveryAttempt]) -> None:
+        """Store attempts and the events' new states, all in one transaction."""
+        if not attempts:
+            return
+        async with self.db.writer.begin() as conn:
+            await conn.execute(
+                webhook_attempts.insert(),
+                [
+                    {
+                        "event_id": a.event_id,
+                        "at": a.at,
+                        "duration_ms": a.duration_ms,
+                        "status_code": a.status_code,
+                        "error": a.error,
+                    }
+                    for a in attempts
+                ],
+            )
+            for a in attempts:
+                await conn.execute(
+                    message_events.update()
+                    .where(message_events.c.id == a.event_id)
+                    .values(
+                        state=a.state,
+                        attempts=a.attempts,
+                        next_attempt_at=a.next_attempt_at,
+                        last_status=a.status_code,
+                        last_error=a.error,
+                        delivered_at=a.at if a.state == "delivered" else None,
+                        claimed_by=None,
+                        claimed_until=None,
+                    )
+                )
+
+    async def defer(self, event_ids: Sequence[int], until: float) -> None:
+        """Give claimed events back untried, due again at `until`."""
+        if not event_ids:
+            return
+        async with self.db.writer.begin() as conn:
+            await conn.execute(
+                message_events.update()
+                .where(message_events.c.id.in_(event_ids))
+                .values(next_attempt_at=until, claimed_by=None, claimed_until=None)
+            )
+
+    async def disable_endpoint(self, account_id: int, reason: str) -> None:
+        async with self.db.writer.begin() as conn:
+            await conn.execute(
+                accounts.update()
+                .where(accounts.c.id == account_id)
+                .values(webhook_enabled=False, webhook_disabled_reason=reason)
+            )
+
+    async def retry(self, event_id: int | None, now: float) -> int:
+        """Make a failed event (or, with None, every failed event) pending again."""
+        where = [message_events.c.state == "failed"]
+        if event_id is not None:
+            where.append(message_events.c.id == event_id)
+        async with self.db.writer.begin() as conn:
+            result = await conn.execute(
+                message_events.update()
+                .where(*where)
+                .values(state="pending", attempts=0, next_attempt_at=now)
+            )
+        return int(result.rowcount)
+
+    async def events(
+        self, username: str | None = None, failed: bool = False, limit: int = 100
+    ) -> list[EventView]:
+        query = (
+            sa.select(message_events, accounts.c.username)
+            .join(accounts, accounts.c.id == message_events.c.account_id)
+            .where(message_events.c.state != "none")
+            .order_by(message_events.c.id.desc())
+            .limit(limit)
+        )
+        if username is not None:
+            query = query.where(accounts.c.username == username)
+        if failed:
+            query = query.where(message_events.c.state == "failed")
+        async with self.db.reader.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_view(row) for row in rows]
+
+    async def attempts_of(self, event_id: int) -> list[dict[str, Any]]:
+        async with self.db.reader.connect() as conn:
+            rows = await conn.execute(
+                sa.select(webhook_attempts)
+                .where(webhook_attempts.c.event_id == event_id)
+                .order_by(webhook_attempts.c.id)
+            )
+            return [dict(row._mapping) for row in rows]
+
+
+def _event(row: sa.Row[Any]) -> WebhookEvent:
+    return WebhookEvent(
+        id=row.id,
+        message_id=row.message_id,
+        account_id=row.account_id,
+        status=DeliveryStatus(row.status),
+        payload=row.payload.encode(),
+        url=row.url,
+        attempts=row.attempts,
+        at=row.at,
+    )
+
+
+def _view(row: sa.Row[Any]) -> EventView:
+    event = _event(row)
+    return EventView(
+        id=row.id,
+        webhook_id=event.webhook_id,
+        message_id=row.message_id,
+        username=row.username,
+        status=row.status,
+        state=row.state,
+        attempts=row.attempts,
+        at=row.at,
+        next_attempt_at=row.next_attempt_at,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        url=row.url,
+    )
