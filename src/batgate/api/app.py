@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic.json_schema import models_json_schema
@@ -16,7 +17,14 @@ from batgate.api.errors import install_handlers
 from batgate.api.fastpath import ASGIApp, FastPath
 from batgate.api.gate import Gate
 from batgate.api.ratelimit import RateLimiter
-from batgate.api.schemas import SendRequest, SendResponse, StatusResponse, error_responses
+from batgate.api.reports import summarise
+from batgate.api.schemas import (
+    MessageListSummary,
+    SendRequest,
+    SendResponse,
+    StatusResponse,
+    error_responses,
+)
 from batgate.api.send import SendService
 from batgate.api.status import StatusService
 from batgate.config import Settings
@@ -65,12 +73,14 @@ def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
         lifespan=lifespan,
     )
     install_handlers(app)
-    _routes(app, gate, sender, statuses)
+    _routes(app, store, gate, sender, statuses)
     _document_request_body(app)
     return FastPath(app, gate, statuses)
 
 
-def _routes(app: FastAPI, gate: Gate, sender: SendService, statuses: StatusService) -> None:
+def _routes(
+    app: FastAPI, store: Store, gate: Gate, sender: SendService, statuses: StatusService
+) -> None:
     @app.post(
         "/bat/messagelist",
         response_model=None,
@@ -86,7 +96,19 @@ def _routes(app: FastAPI, gate: Gate, sender: SendService, statuses: StatusServi
     async def send_messages(request: Request) -> Response:
         account = await gate.admit(request.headers)
         body = await sender.read_body(request.headers.get("content-length"), request.stream())
-        return Response(await sender.send(account, body), media_type=_JSON)
+        key = request.headers.get("idempotency-key")
+        return Response(await sender.send(account, body, key), media_type=_JSON)
+
+    @app.get(
+        "/bat/messagelist/{messagelistId}",
+        response_model=None,
+        responses={200: {"model": MessageListSummary}, **error_responses(401, 404, 429, 500)},
+        summary="A message list's counts per status and total cost (batgate extension)",
+    )
+    async def messagelist_summary(messagelistId: str, request: Request) -> Response:  # noqa: N803
+        account = await gate.admit(request.headers)
+        summary = await summarise(store, account, messagelistId)
+        return Response(orjson.dumps(summary), media_type=_JSON)
 
     @app.get(
         "/bat/message/{messageId}",

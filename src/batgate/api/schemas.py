@@ -89,5 +89,13 @@ class StatusResponse(BaseModel):
     billCurrency: str | None = None
 
 
+class MessageListSummary(BaseModel):
+    messagelistId: int
+    total: int
+    counts: dict[str, int]
+    cost: float
+    currency: str
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody} for status in statuses}

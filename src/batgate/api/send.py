@@ -7,6 +7,7 @@ per message, so one bad message never sinks the batch (SPEC §2).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,7 @@ from batgate.api.errors import ApiError
 from batgate.domain.messages import MessageType, NewMessage, Rejection
 from batgate.domain.records import Account
 from batgate.domain.validation import Limits, validate_message
-from batgate.store.manager import Store
+from batgate.store.manager import Idempotency, IdempotencyConflict, Store
 
 
 class SendService:
@@ -49,19 +50,36 @@ class SendService:
                 raise self._too_large()
         return bytes(body)
 
-    async def send(self, account: Account, body: bytes) -> bytes:
+    async def send(
+        self, account: Account, body: bytes, idempotency_key: str | None = None
+    ) -> bytes:
         raw = self._messages_of(_parse_json(body))
         judged = [validate_message(m, self._limits) for m in raw]
         accepted = [j for j in judged if isinstance(j, NewMessage)]
-        list_id, ids = await self._store.insert_batch(account, accepted, self._clock())
-        if accepted:
+        stored = False
+
+        def render(list_id: int, ids: list[str]) -> bytes:
+            nonlocal stored
+            stored = True
+            new_ids = iter(ids)
+            entries = [
+                _rejected(m, j) if isinstance(j, Rejection) else _accepted(next(new_ids), j)
+                for m, j in zip(raw, judged, strict=True)
+            ]
+            return orjson.dumps({"messagelistId": list_id, "messages": entries})
+
+        idem = _idempotency(idempotency_key, body)
+        try:
+            response = await self._store.send_batch(account, accepted, self._clock(), render, idem)
+        except IdempotencyConflict:
+            raise ApiError(
+                409,
+                "IDEMPOTENCY_KEY_REUSED",
+                "this Idempotency-Key was used with a different request body",
+            ) from None
+        if stored and accepted:
             self._on_stored()
-        new_ids = iter(ids)
-        entries = [
-            _rejected(m, j) if isinstance(j, Rejection) else _accepted(next(new_ids), j)
-            for m, j in zip(raw, judged, strict=True)
-        ]
-        return orjson.dumps({"messagelistId": list_id, "messages": entries})
+        return response
 
     def _messages_of(self, doc: Any) -> list[dict[str, Any]]:
         messages = doc.get("messages") if isinstance(doc, dict) else doc
@@ -82,6 +100,14 @@ class SendService:
 
     def _too_large(self) -> ApiError:
         return ApiError(413, "PAYLOAD_TOO_LARGE", f"request body over {self._max_body_bytes} bytes")
+
+
+def _idempotency(key: str | None, body: bytes) -> Idempotency | None:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not all(" " < c <= "~" for c in key):
+        raise _bad_request("Idempotency-Key must be 1-255 printable ASCII characters")
+    return Idempotency(key, hashlib.sha256(body).hexdigest())
 
 
 def _parse_json(body: bytes) -> Any:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from batgate.domain.lifecycle import Progress, Transition
 from batgate.domain.messages import MessageType, NewMessage, Step
@@ -20,13 +21,31 @@ from batgate.domain.status import ChannelStatus, DeliveryStatus
 from batgate.store import dialects
 from batgate.store.database import Database
 from batgate.store.outbox import Outbox
-from batgate.store.schema import accounts, message_events, messagelists, messages, rates
+from batgate.store.schema import (
+    accounts,
+    idempotency_keys,
+    message_events,
+    messagelists,
+    messages,
+    rates,
+)
 
 _BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
 
 
 class DuplicateAccountError(Exception):
     """An account with this username exists already."""
+
+
+class IdempotencyConflict(Exception):
+    """An idempotency key was used again with a different request body."""
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    key: str
+    body_hash: str  # SHA-256 of the request body
+    window: float = 86_400.0
 
 
 def new_message_id() -> str:
@@ -148,22 +167,71 @@ class Store:
         self, account: Account, batch: Sequence[NewMessage], now: float
     ) -> tuple[int, list[str]]:
         """Store a whole batch in one transaction: its message list id and message ids."""
-        ids = [new_message_id() for _ in batch]
         async with self.db.writer.begin() as conn:
-            list_id = (
+            return await _insert_batch(conn, account, batch, now)
+
+    async def send_batch(
+        self,
+        account: Account,
+        batch: Sequence[NewMessage],
+        now: float,
+        render: Callable[[int, list[str]], bytes],
+        idempotency: Idempotency | None = None,
+    ) -> bytes:
+        """Store a batch and return its response, `render(list_id, ids)`, atomically.
+
+        With an idempotency key seen for this account within its window, nothing
+        is stored and the first response comes back; the same key with another
+        body raises IdempotencyConflict.
+        """
+        for attempt in (1, 2):
+            try:
+                async with self.db.writer.begin() as conn:
+                    if idempotency is not None:
+                        seen = await _replay(conn, account.id, idempotency, now)
+                        if seen is not None:
+                            return seen
+                    list_id, ids = await _insert_batch(conn, account, batch, now)
+                    response = render(list_id, ids)
+                    if idempotency is not None:
+                        await conn.execute(
+                            idempotency_keys.insert().values(
+                                account_id=account.id,
+                                key=idempotency.key,
+                                body_hash=idempotency.body_hash,
+                                response=response.decode(),
+                                created_at=now,
+                            )
+                        )
+                    return response
+            except sa.exc.IntegrityError:
+                # Another process stored the same key first (PostgreSQL); replay it.
+                if idempotency is None or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def messagelist_summary(
+        self, account_id: int, messagelist_id: int
+    ) -> dict[str, tuple[int, int]] | None:
+        """Per status: (messages, billed micros) of the account's list; None if not theirs."""
+        async with self.db.reader.connect() as conn:
+            owner = (
                 await conn.execute(
-                    messagelists.insert()
-                    .values(account_id=account.id, message_count=len(batch), created_at=now)
-                    .returning(messagelists.c.id)
+                    sa.select(messagelists.c.account_id).where(messagelists.c.id == messagelist_id)
                 )
-            ).scalar_one()
-            if batch:
-                rows = [
-                    _new_row(mid, list_id, account.id, account.currency, m, now)
-                    for mid, m in zip(ids, batch, strict=True)
-                ]
-                await conn.execute(messages.insert(), rows)
-        return list_id, ids
+            ).scalar_one_or_none()
+            if owner != account_id:
+                return None
+            rows = await conn.execute(
+                sa.select(
+                    messages.c.status,
+                    sa.func.count(),
+                    sa.func.coalesce(sa.func.sum(messages.c.bill_micros), 0),
+                )
+                .where(messages.c.messagelist_id == messagelist_id)
+                .group_by(messages.c.status)
+            )
+            return {status: (int(count), int(billed)) for status, count, billed in rows}
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         query = _BY_ID.params(id=message_id)
@@ -258,6 +326,41 @@ class Store:
                     updated_at=time.time(),
                 )
             )
+
+
+async def _insert_batch(
+    conn: AsyncConnection, account: Account, batch: Sequence[NewMessage], now: float
+) -> tuple[int, list[str]]:
+    ids = [new_message_id() for _ in batch]
+    list_id = (
+        await conn.execute(
+            messagelists.insert()
+            .values(account_id=account.id, message_count=len(batch), created_at=now)
+            .returning(messagelists.c.id)
+        )
+    ).scalar_one()
+    if batch:
+        rows = [
+            _new_row(mid, list_id, account.id, account.currency, m, now)
+            for mid, m in zip(ids, batch, strict=True)
+        ]
+        await conn.execute(messages.insert(), rows)
+    return list_id, ids
+
+
+async def _replay(
+    conn: AsyncConnection, account_id: int, idem: Idempotency, now: float
+) -> bytes | None:
+    where = (idempotency_keys.c.account_id == account_id) & (idempotency_keys.c.key == idem.key)
+    row = (await conn.execute(sa.select(idempotency_keys).where(where))).one_or_none()
+    if row is None:
+        return None
+    if row.created_at < now - idem.window:
+        await conn.execute(idempotency_keys.delete().where(where))
+        return None
+    if row.body_hash != idem.body_hash:
+        raise IdempotencyConflict(idem.key)
+    return str(row.response).encode()
 
 
 def _event_row(record: MessageRecord, n: Notification, now: float) -> dict[str, Any]:

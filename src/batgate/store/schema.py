@@ -129,3 +129,14 @@ rates = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# A send request's Idempotency-Key: a retried request gets the first answer again.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("account_id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("body_hash", sa.String(64), nullable=False),
+    sa.Column("response", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
