@@ -128,13 +128,20 @@ def _bad_request(message: str) -> ApiError:
 
 
 def _echo(raw: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
-    cid = raw.get("customerMessageId")
-    if isinstance(cid, str):
-        entry["customerMessageId"] = cid
-    to = raw.get("to")
-    if isinstance(to, str):
-        entry["to"] = to
+    for field in ("customerMessageId", "to"):
+        value = raw.get(field)
+        if isinstance(value, str):
+            entry[field] = _printable(value)
     return entry
+
+
+def _printable(value: str) -> str:
+    """The caller's string, with lone surrogates (not valid UTF-8) escaped as `\\udXXX`."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode()
+    return value
 
 
 def _accepted(message_id: str, m: NewMessage) -> dict[str, Any]:

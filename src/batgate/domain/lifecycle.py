@@ -125,7 +125,8 @@ def _on_failed(
     delay = retry.delay(attempts)
     if delay is None:
         return _step_ends(replace(p, attempts=attempts), ChannelStatus.PERMANENTERROR, chain, now)
-    return Transition(replace(p, attempts=attempts, due_at=now + delay), ())
+    # Due again for the retry, or at the TTL if that comes first (it expires queued).
+    return Transition(replace(p, attempts=attempts, due_at=min(now + delay, p.deadline)), ())
 
 
 def _handed(p: Progress) -> Transition:

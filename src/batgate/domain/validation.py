@@ -70,6 +70,7 @@ class Limits:
 
 
 MAX_CUSTOMER_MESSAGE_ID: Final = 64
+MAX_DATA_DEPTH: Final = 32  # messageData nesting; orjson stores at most ~254 levels
 MAX_TEXT_CHARS: Final[dict[Channel, int]] = {
     Channel.VIBER: 1000,
     Channel.RCS: 3072,
@@ -315,10 +316,13 @@ def _message_data(value: object, mtype: MessageType, text: str | None) -> JsonOb
 
 
 def _check_strings(data: JsonObject) -> None:
-    """Every key and string in ``data`` must be storable text (no NUL, no surrogate)."""
-    stack: list[tuple[str, object]] = [("messageData", data)]
+    """Every key and string in ``data`` must be storable text (no NUL, no surrogate),
+    nested at most ``MAX_DATA_DEPTH`` levels (deeper JSON cannot be stored)."""
+    stack: list[tuple[str, object, int]] = [("messageData", data, 1)]
     while stack:
-        path, value = stack.pop()
+        path, value, depth = stack.pop()
+        if depth > MAX_DATA_DEPTH and isinstance(value, dict | list):
+            raise _Invalid(_DATA, f"{path}: nested more than {MAX_DATA_DEPTH} levels deep")
         if isinstance(value, str):
             bad = _bad_char(value)
             if bad is not None:
@@ -328,9 +332,9 @@ def _check_strings(data: JsonObject) -> None:
                 bad = _bad_char(key) if isinstance(key, str) else "has a key that is not text"
                 if bad is not None:
                     raise _Invalid(_DATA, f"{path}: a key {bad}")
-                stack.append((f"{path}.{key}", item))
+                stack.append((f"{path}.{key}", item, depth + 1))
         elif isinstance(value, list):
-            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+            stack.extend((f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value))
 
 
 def _free(data: JsonObject | None, text: str | None) -> JsonObject | None:

@@ -1,0 +1,305 @@
+"""Typed answers of the API: what `send`, `status` and `report` return.
+
+Each type is parsed from the JSON the server sent (`from_json`) and keeps that
+document as `raw`, so a field a newer server adds is never out of reach. A field
+the SPEC requires but the answer lacks, or has with the wrong type, is a
+:class:`~batgate.client.errors.ProtocolError`; optional (extended) fields are None
+when absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from batgate.client.errors import BatgateError, ProtocolError
+from batgate.domain.status import ChannelStatus, DeliveryStatus
+
+__all__ = [
+    "ChannelStatus",
+    "DeliveryStatus",
+    "FallbackStatus",
+    "MessageStatus",
+    "MessagelistReport",
+    "SendEntry",
+    "SendResult",
+    "StatusResult",
+]
+
+
+# -- field readers: the contract checks in one place ----------------------------------------
+
+
+def _opt_str(doc: Mapping[str, Any], key: str) -> str | None:
+    value = doc.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise ProtocolError(f"{key!r} is not a string: {value!r}")
+
+
+def _opt_int(doc: Mapping[str, Any], key: str) -> int | None:
+    value = doc.get(key)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise ProtocolError(f"{key!r} is not an integer: {value!r}")
+
+
+def _opt_float(doc: Mapping[str, Any], key: str) -> float | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise ProtocolError(f"{key!r} is not a number: {value!r}")
+
+
+def _req_int(doc: Mapping[str, Any], key: str) -> int:
+    value = _opt_int(doc, key)
+    if value is None:
+        raise ProtocolError(f"{key!r} is missing from the answer")
+    return value
+
+
+def _object(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ProtocolError(f"{what} is not a JSON object: {value!r}")
+    return value
+
+
+def _delivery_status(value: Any) -> DeliveryStatus:
+    try:
+        return DeliveryStatus(value)
+    except ValueError:
+        raise ProtocolError(f"unknown deliverystatus {value!r}") from None
+
+
+def _channel_status(value: Any) -> ChannelStatus:
+    try:
+        return ChannelStatus(value)
+    except ValueError:
+        raise ProtocolError(f"unknown channel status {value!r}") from None
+
+
+# -- send ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendEntry:
+    """One message of a send answer, in input order (`index` is its position)."""
+
+    index: int
+    status: str  # "accepted" or "rejected"
+    message_id: str | None
+    parts: int | None = None
+    to: str | None = None
+    customer_message_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    caller_id: str | None = None  # flash calls only, like pattern and ttl
+    pattern: str | None = None
+    ttl: int | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+    @classmethod
+    def from_json(cls, index: int, value: Any) -> SendEntry:
+        doc = _object(value, f"messages[{index}]")
+        status = _opt_str(doc, "status")
+        if status not in ("accepted", "rejected"):
+            raise ProtocolError(f"messages[{index}].status is {status!r}")
+        error = _object(doc.get("error") or {}, f"messages[{index}].error")
+        entry = cls(
+            index=index,
+            status=status,
+            message_id=_opt_str(doc, "messageId"),
+            parts=_opt_int(doc, "parts"),
+            to=_opt_str(doc, "to"),
+            customer_message_id=_opt_str(doc, "customerMessageId"),
+            error_code=_opt_str(error, "code"),
+            error_message=_opt_str(error, "message"),
+            caller_id=_opt_str(doc, "callerId"),
+            pattern=_opt_str(doc, "pattern"),
+            ttl=_opt_int(doc, "ttl"),
+            raw=doc,
+        )
+        if entry.accepted and entry.message_id is None:
+            raise ProtocolError(f"messages[{index}] is accepted but has no messageId")
+        return entry
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The answer to `POST /bat/messagelist`: the list id and one entry per message."""
+
+    messagelist_id: int
+    entries: tuple[SendEntry, ...]
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def accepted(self) -> list[SendEntry]:
+        return [e for e in self.entries if e.accepted]
+
+    @property
+    def rejected(self) -> list[SendEntry]:
+        return [e for e in self.entries if not e.accepted]
+
+    @property
+    def message_ids(self) -> list[str]:
+        """The ids of the accepted messages, in input order."""
+        return [e.message_id for e in self.entries if e.message_id is not None]
+
+    @classmethod
+    def from_json(cls, value: Any) -> SendResult:
+        doc = _object(value, "the send answer")
+        messages = doc.get("messages")
+        if not isinstance(messages, list):
+            raise ProtocolError("the send answer has no 'messages' list")
+        entries = tuple(SendEntry.from_json(i, m) for i, m in enumerate(messages))
+        return cls(_req_int(doc, "messagelistId"), entries, doc)
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackStatus:
+    """One fallback step of a message: its type (e.g. "sms") and channel status."""
+
+    type: str
+    status: ChannelStatus
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStatus:
+    """The answer to `GET /bat/message/{id}` (SPEC §3); extended fields are None when absent."""
+
+    message_id: str
+    status: DeliveryStatus
+    messagelist_id: int | None = None
+    parts_count: int | None = None
+    cost: float | None = None  # present once the status is final
+    type: str | None = None
+    to: str | None = None
+    customer_message_id: str | None = None
+    fallbacks: tuple[FallbackStatus, ...] = ()
+    extended_statuses: Mapping[str, ChannelStatus] = field(default_factory=dict)
+    rate: float | None = None
+    rate_amount: float | None = None
+    rate_currency: str | None = None
+    bill_amount: float | None = None
+    bill_currency: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_final(self) -> bool:
+        """A final status never changes again (SPEC §3)."""
+        return self.status.is_final
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is DeliveryStatus.DELIVERED
+
+    @classmethod
+    def from_json(cls, value: Any, message_id: str) -> MessageStatus:
+        """Parse a status document; `message_id` is used if the answer omits it (as the seed's)."""
+        doc = _object(value, "the status answer")
+        return cls(
+            message_id=_opt_str(doc, "messageId") or message_id,
+            status=_delivery_status(doc.get("deliverystatus")),
+            messagelist_id=_opt_int(doc, "messagelistId"),
+            parts_count=_opt_int(doc, "partscount"),
+            cost=_opt_float(doc, "cost"),
+            type=_opt_str(doc, "type"),
+            to=_opt_str(doc, "to"),
+            customer_message_id=_opt_str(doc, "customerMessageId"),
+            fallbacks=_fallbacks(doc.get("fallbacks")),
+            extended_statuses=_extended(doc.get("extendedStatuses")),
+            rate=_opt_float(doc, "rate"),
+            rate_amount=_opt_float(doc, "rateAmount"),
+            rate_currency=_opt_str(doc, "rateCurrency"),
+            bill_amount=_opt_float(doc, "billAmount"),
+            bill_currency=_opt_str(doc, "billCurrency"),
+            raw=doc,
+        )
+
+
+def _fallbacks(value: Any) -> tuple[FallbackStatus, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ProtocolError(f"'fallbacks' is not a list: {value!r}")
+    steps = []
+    for item in value:
+        doc = _object(item, "a fallbacks entry")
+        steps.append(FallbackStatus(str(doc.get("type")), _channel_status(doc.get("status"))))
+    return tuple(steps)
+
+
+def _extended(value: Any) -> dict[str, ChannelStatus]:
+    if value is None:
+        return {}
+    doc = _object(value, "'extendedStatuses'")
+    return {str(channel): _channel_status(status) for channel, status in doc.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResult:
+    """One id of `statuses()`: either its status or the error reading it (never both)."""
+
+    message_id: str
+    status: MessageStatus | None = None
+    error: BatgateError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# -- report (a batgate extension) -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MessagelistReport:
+    """`GET /bat/messagelist/{id}`: counts per delivery status, total cost (batgate only)."""
+
+    messagelist_id: int
+    total: int
+    counts: Mapping[str, int]
+    cost: float
+    currency: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def delivered(self) -> int:
+        return self.counts.get(DeliveryStatus.DELIVERED.value, 0)
+
+    @property
+    def final(self) -> int:
+        return sum(n for s, n in self.counts.items() if s in set(_FINAL_VALUES))
+
+    @property
+    def delivery_rate(self) -> float:
+        """Delivered messages as a fraction of all messages of the list (0.0 for an empty list)."""
+        return self.delivered / self.total if self.total else 0.0
+
+    @classmethod
+    def from_json(cls, value: Any) -> MessagelistReport:
+        doc = _object(value, "the messagelist answer")
+        counts = _object(doc.get("counts") or {}, "'counts'")
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in counts.values()):
+            raise ProtocolError(f"'counts' has a value that is not an integer: {counts!r}")
+        return cls(
+            messagelist_id=_req_int(doc, "messagelistId"),
+            total=_req_int(doc, "total"),
+            counts={str(k): int(v) for k, v in counts.items()},
+            cost=_opt_float(doc, "cost") or 0.0,
+            currency=_opt_str(doc, "currency"),
+            raw=doc,
+        )
+
+
+_FINAL_VALUES = tuple(s.value for s in DeliveryStatus if s.is_final)

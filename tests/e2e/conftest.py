@@ -1,0 +1,389 @@
+"""End-to-end harness: real `batgate serve` processes on free ports, driven over HTTP.
+
+Every server gets a fresh SQLite file in a temporary directory and an environment
+without any inherited ``BATGATE_*`` variable, so a test sees exactly the settings
+its fixture chose. Accounts are created with the real CLI against the same file.
+Servers are always stopped in fixture teardown (terminate, then kill on timeout).
+
+While a test polls a message, the harness checks the SPEC §3 invariants on every
+answer: the status never goes backwards, a final status never changes, `cost`
+appears exactly when the status is final, and per-channel statuses never go back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+BATGATE = Path(sys.executable).parent / "batgate"
+
+FINAL = frozenset({"delivered", "undeliverable", "permanenterror"})
+_RANK = {"scheduled": 0, "processing": 1, "delivered": 2, "undeliverable": 2, "permanenterror": 2}
+_CHANNEL_RANK = {
+    "not_used": 0,
+    "scheduled": 1,
+    "processing": 2,
+    "delivered": 3,
+    "undeliverable": 3,
+    "permanenterror": 3,
+}
+
+# Prices per part the fast server is configured with, so tests can check exact money.
+RATES = {"sms": 0.05, "viber": 0.03, "rcs": 0.04, "flashcall": 0.02}
+
+# The shared server: a quick sandbox, short retries, no rate limit, short auth cache
+# (so that disabling an account shows within a second).
+FAST = {
+    "BATGATE_SANDBOX__DELIVERY_DELAY": "0.3",
+    "BATGATE_SANDBOX__SLOW_DELAY": "2",
+    "BATGATE_DISPATCHER__RETRY_DELAYS": "[0.2,0.2]",
+    "BATGATE_DISPATCHER__POLL_INTERVAL": "0.05",
+    "BATGATE_RATE_LIMIT__ENABLED": "false",
+    "BATGATE_AUTH_CACHE_SECONDS": "0.5",
+    "BATGATE_RATES": json.dumps([{"channel": c, "price": p} for c, p in RATES.items()]),
+}
+
+_START_TIMEOUT = 30.0
+_STOP_TIMEOUT = 10.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def batgate_env(database_url: str, settings: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The process environment: ours minus every BATGATE_* variable, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATGATE_")}
+    env["BATGATE_DATABASE_URL"] = database_url
+    env.update(settings or {})
+    return env
+
+
+def run_cli(
+    env: Mapping[str, str], *args: str, cwd: Path, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(BATGATE), *args],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(
+            f"batgate {' '.join(args)} exited {done.returncode}\n"
+            f"stdout: {done.stdout}\nstderr: {done.stderr}"
+        )
+    return done
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    api_key: str
+    webhook_secret: str
+    password: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Authorization-Key": self.api_key}
+
+
+@dataclass
+class Trace:
+    """Every status answer seen while polling one message, with seconds since polling began."""
+
+    message_id: str
+    docs: list[dict[str, Any]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.docs[-1]
+
+    @property
+    def statuses(self) -> list[str]:
+        """Distinct statuses in the order they were seen."""
+        seen: list[str] = []
+        for doc in self.docs:
+            if not seen or seen[-1] != doc["deliverystatus"]:
+                seen.append(doc["deliverystatus"])
+        return seen
+
+    def first_seen(self, status: str) -> float | None:
+        for doc, at in zip(self.docs, self.times, strict=True):
+            if doc["deliverystatus"] == status:
+                return at
+        return None
+
+    def assert_walk(self, final: str) -> None:
+        """What was seen is part of scheduled → processing → `final`, in that order."""
+        path = ["scheduled", "processing", final]
+        seen = self.statuses
+        assert seen[-1] == final, seen
+        assert all(s in path for s in seen), seen
+        assert [path.index(s) for s in seen] == sorted(path.index(s) for s in seen), seen
+
+    def add(self, doc: dict[str, Any], at: float) -> None:
+        status = doc["deliverystatus"]
+        assert status in _RANK, f"unknown deliverystatus in {doc}"
+        if self.docs:
+            before = self.docs[-1]
+            old = before["deliverystatus"]
+            assert _RANK[status] >= _RANK[old], f"status went back: {old} -> {status}"
+            assert old not in FINAL or old == status, f"final status changed: {old} -> {status}"
+            _check_channels(before.get("extendedStatuses"), doc.get("extendedStatuses"))
+        if status in FINAL:
+            assert isinstance(doc.get("cost"), (int, float)), f"final status without cost: {doc}"
+        else:
+            assert "cost" not in doc, f"cost before the status is final: {doc}"
+        self.docs.append(doc)
+        self.times.append(at)
+
+
+def _check_channels(old: dict[str, str] | None, new: dict[str, str] | None) -> None:
+    if old is None or new is None:
+        return
+    assert old.keys() == new.keys(), f"extendedStatuses channels changed: {old} -> {new}"
+    for channel, was in old.items():
+        now = new[channel]
+        assert _CHANNEL_RANK[now] >= _CHANNEL_RANK[was], f"{channel} went back: {was} -> {now}"
+        assert _CHANNEL_RANK[was] < 3 or was == now, f"{channel} final changed: {was} -> {now}"
+
+
+class Server:
+    """One running `batgate serve` process and its database."""
+
+    def __init__(self, workdir: Path, env: dict[str, str], port: int) -> None:
+        self.workdir = workdir
+        self.env = env
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(base_url=self.base_url, timeout=30.0)
+        self._names = itertools.count(1)
+        # Configured prices per part by channel, when the fixture set them.
+        self.rates: dict[str, float] = {
+            r["channel"]: r["price"] for r in json.loads(env.get("BATGATE_RATES", "[]"))
+        }
+
+    # -- CLI ------------------------------------------------------------------
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_cli(self.env, *args, cwd=self.workdir, check=check)
+
+    def create_account(
+        self, prefix: str = "acct", *, password: str | None = None, currency: str | None = None
+    ) -> Account:
+        """A new account with a unique name starting with `prefix`, made by the real CLI."""
+        username = f"{prefix}{next(self._names)}"
+        args = ["accounts", "create", username]
+        if password is not None:
+            args += ["--password", password]
+        if currency is not None:
+            args += ["--currency", currency]
+        out = json.loads(self.cli(*args).stdout)
+        return Account(username, out["apiKey"], out["webhookSecret"], password)
+
+    # -- HTTP -----------------------------------------------------------------
+
+    def send(self, account: Account, messages: Any) -> dict[str, Any]:
+        """POST a batch (a list is wrapped in {"messages": ...}); the 200 answer."""
+        body = {"messages": messages} if isinstance(messages, list) else messages
+        response = self.http.post("/bat/messagelist", json=body, headers=account.headers)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def send_one(self, account: Account, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one message that must be accepted; its entry of the answer."""
+        answer = self.send(account, [message])
+        entry = dict(answer["messages"][0])
+        assert entry["status"] == "accepted", entry
+        entry["messagelistId"] = answer["messagelistId"]
+        return entry
+
+    def status(self, account: Account, message_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/bat/message/{message_id}", headers=account.headers)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait_final(
+        self, account: Account, message_id: str, timeout: float = 10.0, interval: float = 0.05
+    ) -> Trace:
+        """Poll until the status is final; the trace of all answers (invariants checked)."""
+        return self.wait_all(account, [message_id], timeout, interval)[message_id]
+
+    def wait_all(
+        self, account: Account, message_ids: list[str], timeout: float, interval: float = 0.05
+    ) -> dict[str, Trace]:
+        """Poll several messages until all are final or `timeout` passes; their traces."""
+        traces = {mid: Trace(mid) for mid in message_ids}
+        start = time.monotonic()
+        pending = list(message_ids)
+        while pending:
+            for mid in list(pending):
+                traces[mid].add(self.status(account, mid), time.monotonic() - start)
+                if traces[mid].final["deliverystatus"] in FINAL:
+                    pending.remove(mid)
+            if not pending:
+                break
+            if time.monotonic() - start > timeout:
+                late = {mid: traces[mid].statuses for mid in pending}
+                raise AssertionError(f"not final within {timeout} s: {late}")
+            time.sleep(interval)
+        return traces
+
+    @staticmethod
+    def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+        """The response is `status` with exactly the SPEC §6 body and error `code`."""
+        assert response.status_code == status, (response.status_code, response.text)
+        assert response.headers["content-type"].startswith("application/json")
+        body = response.json()
+        assert set(body) == {"error"}, body
+        assert set(body["error"]) == {"code", "message"}, body
+        assert body["error"]["code"] == code, body
+        assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
+        return dict(body)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=_STOP_TIMEOUT)
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], base_url: str, log: Path) -> bool:
+    """True once /healthz answers 200; False if the port was taken; raises otherwise."""
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            text = log.read_text(errors="replace")
+            if "address already in use" in text.lower():
+                return False
+            raise RuntimeError(f"batgate serve exited {proc.returncode}:\n{text}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"batgate serve not healthy in {_START_TIMEOUT} s:\n{log.read_text()}")
+
+
+@contextmanager
+def running_server(workdir: Path, settings: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """Start `batgate serve` on a free port with a fresh database in `workdir`."""
+    env = batgate_env(f"sqlite:///{workdir / 'batgate.db'}", settings)
+    for attempt in itertools.count(1):
+        port = _free_port()
+        log = workdir / f"server-{attempt}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [str(BATGATE), "serve", "--port", str(port)],
+                env=env,
+                cwd=workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            healthy = _wait_healthy(proc, f"http://127.0.0.1:{port}", log)
+        except BaseException:
+            _stop(proc)
+            raise
+        if not healthy:
+            _stop(proc)
+            if attempt >= 3:
+                raise RuntimeError(f"no free port after {attempt} attempts:\n{log.read_text()}")
+            continue
+        server = Server(workdir, env, port)
+        try:
+            yield server
+        finally:
+            server.http.close()
+            _stop(proc)
+        return
+
+
+@pytest.fixture(scope="session")
+def fast_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Shared by most tests: delivery in ~0.3 s, 0004 slow for 2 s, retries of 0.2 s."""
+    with running_server(tmp_path_factory.mktemp("fast"), FAST) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def alice(fast_server: Server) -> Account:
+    """An account on the fast server with a password (for HTTP Basic)."""
+    return fast_server.create_account("alice", password="s3cret-Pa55")
+
+
+@pytest.fixture(scope="session")
+def bob(fast_server: Server) -> Account:
+    return fast_server.create_account("bob")
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Default settings: no timing, retry or rate-limit variables at all."""
+    with running_server(tmp_path_factory.mktemp("default")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def slow_retry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The fast sandbox, but a failed send is retried only after 6 s (TTL checks)."""
+    settings = {**FAST, "BATGATE_DISPATCHER__RETRY_DELAYS": "[6,6]"}
+    with running_server(tmp_path_factory.mktemp("slowretry"), settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Rate limit on: 1 request/s per account with bursts of 3."""
+    settings = {
+        **FAST,
+        "BATGATE_RATE_LIMIT__ENABLED": "true",
+        "BATGATE_RATE_LIMIT__RATE": "1",
+        "BATGATE_RATE_LIMIT__BURST": "3",
+    }
+    with running_server(tmp_path_factory.mktemp("limited"), settings) as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class Cli:
+    """The `batgate` command against a database file of its own (no server)."""
+
+    workdir: Path
+    database: Path
+    env: dict[str, str]
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_cli(self.env, *args, cwd=self.workdir, check=check)
+
+
+@pytest.fixture
+def fresh_cli(tmp_path: Path) -> Cli:
+    database = tmp_path / "fresh.db"
+    return Cli(tmp_path, database, batgate_env(f"sqlite:///{database}"))
