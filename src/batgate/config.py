@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -117,6 +117,15 @@ class Settings(BaseSettings):
     )
     rates: list[RateEntry] = Field(default_factory=_default_rates)
     fx: dict[str, float] = Field(default_factory=_default_fx)
+
+    @model_validator(mode="after")
+    def _currencies_known(self) -> Settings:
+        known = set(self.fx)
+        unknown = {r.currency for r in self.rates} | {self.default_currency}
+        unknown -= known
+        if unknown:
+            raise ValueError(f"currencies without an fx rate: {', '.join(sorted(unknown))}")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import unquote
 
 from batgate.api.errors import ApiError, error_body, internal_error
 from batgate.api.gate import Gate
@@ -44,12 +43,16 @@ class FastPath:
             and "/" not in path[len(_PREFIX) :]
             and len(path) > len(_PREFIX)
         ):
-            await self._status(scope, send, unquote(path[len(_PREFIX) :]))
+            # ASGI paths arrive percent-decoded already.
+            await self._status(scope, send, path[len(_PREFIX) :])
             return
         await self._app(scope, receive, send)
 
     async def _status(self, scope: Scope, send: Send, message_id: str) -> None:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}
+        for key, value in scope["headers"]:
+            # The first of repeated headers wins, as in Starlette (the FastAPI route).
+            headers.setdefault(key.decode("latin-1"), value.decode("latin-1"))
         try:
             account = await self._gate.admit(headers)
             body = await self._statuses.render(account.id, message_id)

@@ -103,10 +103,20 @@ def on_sent(
 
 
 def on_receipt(
-    p: Progress, status: ChannelStatus, chain: Sequence[Step], now: float
+    p: Progress,
+    status: ChannelStatus,
+    chain: Sequence[Step],
+    now: float,
+    carrier_ref: str | None = None,
 ) -> Transition | None:
-    """Apply a delivery receipt for the current step; None when it changes nothing."""
+    """Apply a delivery receipt for the current step; None when it changes nothing.
+
+    With `carrier_ref`, a receipt for another hand-over (an earlier step or
+    attempt) is ignored.
+    """
     if p.status.is_final or p.step_status is not ChannelStatus.PROCESSING:
+        return None
+    if carrier_ref is not None and carrier_ref != p.carrier_ref:
         return None
     if not status.is_final:
         return None

@@ -90,8 +90,16 @@ class Dispatcher:
         )
         if records:
             rates = await self._ratebook.table()
-            await asyncio.gather(*(self._handle(r, rates) for r in records))
+            await asyncio.gather(*(self._handle_safely(r, rates) for r in records))
         return len(records)
+
+    async def _handle_safely(self, record: MessageRecord, rates: RateTable) -> None:
+        try:
+            await self._handle(record, rates)
+        except Exception:
+            # One message's trouble must not hold back the batch; its lease runs
+            # out and it is tried again.
+            log.exception("handling message %s failed", record.id)
 
     async def _handle(self, record: MessageRecord, rates: RateTable) -> None:
         decision = on_due(record.progress, record.chain, self._clock())
