@@ -11,7 +11,7 @@ import typer
 import uvicorn
 
 from batgate import __version__
-from batgate.cli import accounts, rates, webhooks
+from batgate.cli import accounts, rates, user, webhooks
 from batgate.cli.common import DatabaseUrl, open_store, run, settings_for
 from batgate.config import Settings
 
@@ -25,6 +25,10 @@ app.add_typer(rates.app, name="rates")
 app.add_typer(webhooks.app, name="webhooks")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.command(rich_help_panel="Messages")(user.send)
+app.command(rich_help_panel="Messages")(user.status)
+app.command(rich_help_panel="Messages")(user.wait)
+app.command(rich_help_panel="Messages")(user.report)
 
 
 def _logging() -> None:

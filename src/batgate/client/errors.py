@@ -2,7 +2,7 @@
 
 Exceptions::
 
-    BatgateError                  everything the SDK raises on purpose (.message, .code, .status_code)
+    BatgateError                  all the SDK raises on purpose (.message, .code, .status_code)
       AuthenticationError         401: missing or wrong credentials, disabled account
       NotFoundError               404: unknown message id (or another account's), unknown list
       RateLimitedError            429: .retry_after (seconds, or None); raised once retries run out
@@ -128,9 +128,7 @@ class DeliveryTimeoutError(TimeoutError):
     status could be read); `last_status` is the first id's, for the one-message case.
     """
 
-    def __init__(
-        self, message: str, last_statuses: Mapping[str, MessageStatus | None]
-    ) -> None:
+    def __init__(self, message: str, last_statuses: Mapping[str, MessageStatus | None]) -> None:
         super().__init__(message)
         self.last_statuses = dict(last_statuses)
 

@@ -35,6 +35,7 @@ __all__ = [
     "viber_trans",
 ]
 
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One message (or fallback step) to send. `to`/`sender`/`ttl` None: absent (inherited)."""

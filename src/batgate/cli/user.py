@@ -1,0 +1,384 @@
+"""The `batgate` commands for users of a gateway: send, status, wait, report.
+
+They speak HTTP through the SDK (`batgate.client`), so they work against any
+batgate or SMSBAT-compatible endpoint (`report` needs batgate). Configured by
+`--url` / `BATGATE_URL` and `--api-key` / `BATGATE_API_KEY`.
+
+Exit codes: 0 done; 1 an error (one line on stderr), or a message was rejected or
+not found; 2 wrong usage; 3 `wait` timed out; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from batgate.cli.batch import (
+    Batch,
+    BatchError,
+    RowResult,
+    State,
+    load_batch,
+    messagelist_ids,
+    open_state,
+    results_of,
+    send_batch,
+)
+from batgate.cli.common import err, fail
+from batgate.client import (
+    AuthenticationError,
+    BatgateError,
+    Client,
+    DeliveryTimeoutError,
+    MessagelistReport,
+    MessageStatus,
+    NetworkError,
+    Retries,
+    SendResult,
+    StatusResult,
+)
+from batgate.client.core import DEFAULT_URL, check_idempotency_key
+
+out = Console(highlight=False)
+
+Url = Annotated[str, typer.Option("--url", envvar="BATGATE_URL", help="The gateway's base URL.")]
+ApiKey = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="BATGATE_API_KEY", help="Your API key.", show_default=False),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Ids = Annotated[list[str], typer.Argument(help="Message ids.", show_default=False)]
+
+EXIT_ERROR, EXIT_USAGE, EXIT_TIMEOUT, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+# Fewer, shorter retries than the SDK's default: a person is waiting (~2 s in all).
+_RETRIES = Retries.exponential(retries=3, first=0.25)
+
+
+@contextmanager
+def _client(
+    url: str, api_key: str | None, resume_hint: Callable[[], str] = str
+) -> Iterator[Client]:
+    """A client whose errors end the command with one line on stderr."""
+    if not api_key:
+        fail("no API key: pass --api-key or set BATGATE_API_KEY", EXIT_USAGE)
+    try:
+        with Client(url, api_key=api_key, retries=_RETRIES) as client:
+            yield client
+    except AuthenticationError as exc:
+        fail(f"authentication failed ({exc.code or exc.status_code}): check the API key")
+    except NetworkError as exc:
+        fail(f"cannot reach {url}: {exc.message}{resume_hint()}")
+    except BatgateError as exc:
+        fail(f"{exc}{resume_hint()}")
+    except KeyboardInterrupt:
+        err.print(Text(f"interrupted{resume_hint()}"), soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _emit_json(doc: Any) -> None:
+    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+
+
+# -- send --------------------------------------------------------------------------------
+
+
+To = Annotated[str | None, typer.Option("--to", help="Recipient (E.164).")]
+MessageText = Annotated[str | None, typer.Option("--text", help="Message text.")]
+MessageTypeOption = Annotated[
+    str, typer.Option("--type", help="Message type (sms, viber_promo, …); the CSV default.")
+]
+Sender = Annotated[
+    str | None, typer.Option("--from", envvar="BATGATE_SENDER", help="Sender; the CSV default.")
+]
+CustomerId = Annotated[
+    str | None, typer.Option("--customer-message-id", help="Your own id of the message.")
+]
+CsvFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--csv",
+        exists=True,
+        dir_okay=False,
+        help="CSV with columns to,text[,type,from,customerMessageId]; resumable.",
+    ),
+]
+ChunkSize = Annotated[int, typer.Option(min=1, max=1000, help="Messages per request (--csv).")]
+BatchId = Annotated[str, typer.Option(help="Name a new send of a CSV sent before (--csv).")]
+IdempotencyKey = Annotated[str | None, typer.Option(help="Make a retried send safe (batgate).")]
+
+
+def send(
+    to: To = None,
+    text: MessageText = None,
+    type_: MessageTypeOption = "sms",
+    sender: Sender = None,
+    customer_message_id: CustomerId = None,
+    csv_file: CsvFile = None,
+    chunk_size: ChunkSize = 1000,
+    batch_id: BatchId = "",
+    idempotency_key: IdempotencyKey = None,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Send one message (--to, --text) or a CSV file (--csv) in chunks with a progress bar."""
+    if csv_file is not None:
+        if to is not None or text is not None:
+            fail("give either --csv or --to/--text, not both", EXIT_USAGE)
+        batch = _load(csv_file, chunk_size, type_, sender, batch_id)
+        _send_csv(batch, url, api_key, as_json)
+        return
+    if to is None or text is None:
+        fail("give --to and --text (or --csv FILE)", EXIT_USAGE)
+    if idempotency_key is not None:
+        try:
+            check_idempotency_key(idempotency_key)
+        except ValueError as exc:
+            fail(f"--idempotency-key: {exc}", EXIT_USAGE)
+    message = {"type": type_, "to": to, "from": sender, "text": text}
+    if customer_message_id is not None:
+        message["customerMessageId"] = customer_message_id
+    with _client(url, api_key) as client:
+        result = client.send([message], idempotency_key=idempotency_key)
+    if as_json:
+        _emit_json(dict(result.raw))
+    else:
+        out.print(_send_table(result))
+    for entry in result.rejected:
+        fail(f"message rejected: {entry.error_message} ({entry.error_code})")
+
+
+def _send_table(result: SendResult) -> Table:
+    table = Table(title=f"messagelist {result.messagelist_id}")
+    for column in ("to", "status", "messageId / error", "parts"):
+        table.add_column(column)
+    for e in result.entries:
+        ident = e.message_id if e.accepted else f"{e.error_code}: {e.error_message}"
+        table.add_row(e.to or "", e.status, ident or "", str(e.parts or ""))
+    return table
+
+
+def _load(
+    path: Path, chunk_size: int, default_type: str, sender: str | None, batch_id: str
+) -> Batch:
+    try:
+        return load_batch(
+            path,
+            chunk_size=chunk_size,
+            default_type=default_type,
+            default_sender=sender,
+            batch_id=batch_id,
+        )
+    except (BatchError, OSError) as exc:
+        fail(str(exc))
+
+
+def _send_csv(batch: Batch, url: str, api_key: str | None, as_json: bool) -> None:
+    try:
+        state = open_state(batch)
+    except (BatchError, OSError) as exc:
+        fail(str(exc))
+    if state.finished:
+        notice = f"{batch.path.name} was sent already (see {state.path.name}); nothing sent."
+        err.print(Text(f"{notice} Use --batch-id to send it again."), soft_wrap=True)
+        _report_csv(batch, state, results_of(batch, state), as_json)
+        return
+
+    def hint() -> str:
+        sent = f"{len(state.done)} of {batch.chunks} chunks sent"
+        return f" — {sent}; run the same command again to resume"
+
+    done_rows = sum(len(batch.chunk(i)) for i in state.done)
+    progress = Progress(
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    )
+    try:
+        with progress, _client(url, api_key, hint) as client:
+            task = progress.add_task("send", total=len(batch.messages), completed=done_rows)
+            rows = send_batch(client, batch, state, lambda n: progress.advance(task, n))
+    except OSError as exc:
+        fail(f"cannot write {state.path.name}: {exc}{hint()}")
+    _report_csv(batch, state, rows, as_json)
+
+
+def _report_csv(batch: Batch, state: State, rows: list[RowResult], as_json: bool) -> None:
+    rejected = [r for r in rows if r.message_id is None]
+    lists = messagelist_ids(state)
+    if as_json:
+        _emit_json(
+            {
+                "file": batch.path.name,
+                "messages": len(rows),
+                "accepted": len(rows) - len(rejected),
+                "rejected": len(rejected),
+                "messagelistIds": lists,
+                "rows": [_row_json(r) for r in rows],
+            }
+        )
+    else:
+        summary = Table(title=f"{batch.path.name}: {len(rows)} messages in {len(lists)} lists")
+        for column in ("accepted", "rejected", "messagelist ids"):
+            summary.add_column(column)
+        summary.add_row(str(len(rows) - len(rejected)), str(len(rejected)), _ids_text(lists))
+        out.print(summary)
+        if rejected:
+            out.print(_rejected_table(rejected))
+    if rejected:
+        fail(f"{len(rejected)} of {len(rows)} messages rejected")
+
+
+def _row_json(row: RowResult) -> dict[str, Any]:
+    doc: dict[str, Any] = {"row": row.row, "to": row.to, "messageId": row.message_id}
+    if row.message_id is None:
+        doc["error"] = {"code": row.error_code, "message": row.error_message}
+    return doc
+
+
+def _ids_text(ids: Sequence[int]) -> str:
+    return ", ".join(map(str, ids)) if len(ids) <= 6 else f"{ids[0]} … {ids[-1]}"
+
+
+def _rejected_table(rejected: Sequence[RowResult], limit: int = 20) -> Table:
+    title = "rejected" + (f" (first {limit} of {len(rejected)})" if len(rejected) > limit else "")
+    table = Table(title=title)
+    for column in ("row", "to", "code", "message"):
+        table.add_column(column)
+    for r in rejected[:limit]:
+        table.add_row(str(r.row), r.to, r.error_code or "", r.error_message or "")
+    return table
+
+
+# -- status and wait -----------------------------------------------------------------------
+
+
+def status(
+    ids: Ids, url: Url = DEFAULT_URL, api_key: ApiKey = None, as_json: AsJson = False
+) -> None:
+    """Show the status of messages (a table, or --json)."""
+    with _client(url, api_key) as client:
+        results = client.statuses(ids)
+        unreachable = next((r.error for r in results if isinstance(r.error, NetworkError)), None)
+        if unreachable is not None:
+            raise unreachable
+    if as_json:
+        _emit_json([_result_json(r) for r in results])
+    else:
+        out.print(_status_table([(r.message_id, r.status, r.error) for r in results]))
+    failed = [r for r in results if not r.ok]
+    if failed:
+        fail(f"{len(failed)} of {len(results)} statuses could not be read")
+
+
+def _result_json(result: StatusResult) -> dict[str, Any]:
+    if result.status is not None:
+        return dict(result.status.raw)
+    error = result.error
+    code = error.code if error is not None else None
+    return {"messageId": result.message_id, "error": {"code": code, "message": str(error)}}
+
+
+def wait(
+    ids: Ids,
+    timeout: Annotated[float, typer.Option(min=0, help="Give up after this many seconds.")] = 60,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Follow messages in a live table until every one is final (exit 3 on timeout)."""
+    with _client(url, api_key) as client:
+        try:
+            if as_json:
+                final = client.wait_for_all(ids, timeout=timeout)
+            else:
+                final = _wait_live(client, ids, timeout)
+        except DeliveryTimeoutError as exc:
+            last = list(exc.last_statuses.items())
+            if as_json:
+                _emit_json([dict(s.raw) if s else {"messageId": mid} for mid, s in last])
+            elif not out.is_terminal:
+                out.print(_status_table([(mid, s, None) for mid, s in last]))
+            fail(f"timed out: {exc.message}", EXIT_TIMEOUT)
+    if as_json:
+        _emit_json([dict(s.raw) for s in final])
+
+
+def _wait_live(client: Client, ids: Sequence[str], timeout: float) -> list[MessageStatus]:
+    """wait_for_all with a table redrawn after every round (on a terminal; else drawn once)."""
+    if not out.is_terminal:
+        final = client.wait_for_all(ids, timeout=timeout)
+        out.print(_status_table([(s.message_id, s, None) for s in final]))
+        return final
+    with Live(_status_table([(mid, None, None) for mid in ids]), console=out) as live:
+
+        def show(statuses: list[MessageStatus]) -> None:
+            live.update(_status_table([(s.message_id, s, None) for s in statuses]), refresh=True)
+
+        return client.wait_for_all(ids, timeout=timeout, on_progress=show)
+
+
+def _status_table(rows: Sequence[tuple[str, MessageStatus | None, BatgateError | None]]) -> Table:
+    table = Table()
+    table.add_column("messageId", no_wrap=True)
+    for column in ("status", "parts", "cost", "channels", "list"):
+        table.add_column(column)
+    for mid, s, error in rows:
+        if s is None:
+            table.add_row(mid, str(error) if error else "…", "", "", "", "")
+            continue
+        cost = "" if s.cost is None else f"{s.cost:.2f} {s.bill_currency or ''}".strip()
+        channels = ", ".join(f"{c}: {v}" for c, v in s.extended_statuses.items())
+        table.add_row(
+            mid,
+            s.status.value,
+            str(s.parts_count or ""),
+            cost,
+            channels,
+            str(s.messagelist_id or ""),
+        )
+    return table
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def report(
+    messagelist_id: Annotated[int, typer.Argument(help="The messagelistId of a send.")],
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Counts per status, delivery rate and total cost of a message list (batgate)."""
+    with _client(url, api_key) as client:
+        summary = client.report(messagelist_id)
+    if as_json:
+        _emit_json({**summary.raw, "deliveryRate": round(summary.delivery_rate, 4)})
+        return
+    out.print(_report_table(summary))
+
+
+def _report_table(summary: MessagelistReport) -> Table:
+    table = Table(title=f"messagelist {summary.messagelist_id}")
+    table.add_column("status")
+    table.add_column("messages", justify="right")
+    for name, count in summary.counts.items():
+        table.add_row(name, str(count))
+    table.add_section()
+    table.add_row("total", str(summary.total))
+    table.add_row("delivery rate", f"{summary.delivery_rate:.1%}")
+    table.add_row("cost", f"{summary.cost:.2f} {summary.currency or ''}".strip())
+    return table

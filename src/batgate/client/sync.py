@@ -1,0 +1,213 @@
+"""`Client`: the SDK over `httpx.Client`, running the core's operations with blocking I/O.
+
+Many statuses at once (`statuses`, `wait_for_all`) are read by a pool of
+`concurrency` threads, created per call; `httpx.Client` is thread-safe and the
+core's shared state (cache, rate limiter) is locked. Everything else runs in the
+calling thread.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, Self, TypeVar, Unpack
+
+import httpx
+
+from batgate.client.core import (
+    DEFAULT_URL,
+    Call,
+    ClientOptions,
+    Command,
+    Core,
+    Gather,
+    Op,
+    OutgoingMessage,
+    Progress,
+    Sleep,
+)
+from batgate.client.errors import BatgateError
+from batgate.client.messages import sms
+from batgate.client.models import (
+    MessagelistReport,
+    MessageStatus,
+    SendEntry,
+    SendResult,
+    StatusResult,
+)
+
+T = TypeVar("T")
+
+__all__ = ["Client"]
+
+
+class Client:
+    """A blocking client for batgate or any SMSBAT-compatible endpoint.
+
+    `Client(base_url, api_key=…)` authenticates with the `X-Authorization-Key`
+    header; `username=…, password=…` with HTTP Basic; `api_key=…,
+    key_as_password=True` with Basic `@:key`. Other options: `timeout` (seconds or
+    an `httpx.Timeout`, default 10 s), `transport` (any `httpx.BaseTransport`),
+    `retries` (a `Retries`, True for the default, False for none), `cache` (a
+    `StatusCache`, True for the default, False for none — the default), `poll` (a
+    `PollPolicy` for the wait methods), `sender` (the `from` of messages without
+    one), `headers` (added to every request). Use it as a context manager, or
+    call `close()`.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        self._core = Core(base_url, options)
+        self._http = httpx.Client(transport=transport, follow_redirects=False)
+
+    @classmethod
+    def from_env(cls, **options: Unpack[ClientOptions]) -> Self:
+        """`BATGATE_URL` (default http://127.0.0.1:8000) and `BATGATE_API_KEY`."""
+        options.setdefault("api_key", os.environ.get("BATGATE_API_KEY"))
+        return cls(os.environ.get("BATGATE_URL") or DEFAULT_URL, **options)
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send(
+        self, messages: Iterable[OutgoingMessage], *, idempotency_key: str | None = None
+    ) -> SendResult:
+        """Send a batch (builders' `Message`s or wire dicts); each message accepted or rejected."""
+        return self._run(self._core.send(messages, idempotency_key))
+
+    def send_one(
+        self, message: OutgoingMessage, *, idempotency_key: str | None = None
+    ) -> SendEntry:
+        """Send one message; its accepted entry, or MessageRejectedError with the SPEC code."""
+        return self._run(self._core.send_one(message, idempotency_key))
+
+    def send_sms(
+        self,
+        to: str,
+        text: str,
+        *,
+        sender: str | None = None,
+        customer_message_id: str | None = None,
+        ttl: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> SendEntry:
+        """Send one SMS; its accepted entry (`message_id`, `parts`), or MessageRejectedError."""
+        message = sms(to, text, sender=sender, customer_message_id=customer_message_id, ttl=ttl)
+        return self.send_one(message, idempotency_key=idempotency_key)
+
+    # -- statuses ----------------------------------------------------------------------------
+
+    def status(self, message_id: str) -> MessageStatus:
+        return self._run(self._core.status(message_id))
+
+    def statuses(
+        self,
+        message_ids: Sequence[str],
+        *,
+        concurrency: int = 10,
+        rate_limit: float | None = None,
+        burst: int = 1,
+    ) -> list[StatusResult]:
+        """Statuses of many messages, in input order; an error is reported in its result.
+
+        At most `concurrency` requests at once and, with `rate_limit`, at most that
+        many requests per second (bursts of `burst`). Only an AuthenticationError
+        is raised, since it would be every id's error.
+        """
+        op = self._core.statuses(
+            message_ids, concurrency=concurrency, rate_limit=rate_limit, burst=burst
+        )
+        return self._run(op)
+
+    def wait_for_delivery(self, message_id: str, *, timeout: float = 60.0) -> MessageStatus:
+        """The final status (delivered or not); DeliveryTimeoutError after `timeout` seconds."""
+        return self._run(self._core.wait_for_delivery(message_id, timeout=timeout))
+
+    def wait_for_all(
+        self,
+        message_ids: Sequence[str],
+        *,
+        timeout: float = 60.0,
+        concurrency: int = 10,
+        on_progress: Progress | None = None,
+    ) -> list[MessageStatus]:
+        """Final statuses of all, in input order; `on_progress` sees every round's statuses."""
+        op = self._core.wait_for_all(
+            message_ids, timeout=timeout, concurrency=concurrency, on_progress=on_progress
+        )
+        return self._run(op)
+
+    def report(self, messagelist_id: int) -> MessagelistReport:
+        """Counts per status and total cost of a message list (a batgate extension)."""
+        return self._run(self._core.report(messagelist_id))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def core(self) -> Core:
+        return self._core
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the driver --------------------------------------------------------------------------
+
+    def _run(self, op: Op[T]) -> T:
+        reply: Any = None
+        try:
+            while True:
+                try:
+                    command = op.send(reply)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                reply = self._do(command)
+        finally:
+            op.close()
+
+    def _do(self, command: Command) -> Any:
+        if isinstance(command, Call):
+            try:
+                return self._http.send(command.request)
+            except httpx.TransportError as exc:
+                return exc
+        if isinstance(command, Sleep):
+            time.sleep(command.seconds)
+            return None
+        return self._gather(command)
+
+    def _gather(self, command: Gather) -> list[Any]:
+        if command.concurrency <= 1 or len(command.ops) <= 1:
+            return [self._settle(op) for op in command.ops]
+        pool = ThreadPoolExecutor(min(command.concurrency, len(command.ops)), "batgate-client")
+        try:
+            results = list(pool.map(self._settle, command.ops))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return results
+
+    def _settle(self, op: Op[Any]) -> Any:
+        try:
+            return self._run(op)
+        except BatgateError as exc:
+            return exc
