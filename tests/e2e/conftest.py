@@ -8,10 +8,15 @@ Servers are always stopped in fixture teardown (terminate, then kill on timeout)
 While a test polls a message, the harness checks the SPEC §3 invariants on every
 answer: the status never goes backwards, a final status never changes, `cost`
 appears exactly when the status is final, and per-channel statuses never go back.
+
+Webhook tests get receivers (receiver.py, each in a process of its own, logging
+every request it gets) from `make_receiver` / `receiver`, and servers with quick
+webhook retries from `webhook_server` / `start_webhook_server`.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
@@ -19,8 +24,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,6 +176,9 @@ def _check_channels(old: dict[str, str] | None, new: dict[str, str] | None) -> N
 class Server:
     """One running `batgate serve` process and its database."""
 
+    # The `batgate serve` process (set by `running_server`), e.g. to kill it hard.
+    proc: subprocess.Popen[bytes] | None = None
+
     def __init__(self, workdir: Path, env: dict[str, str], port: int) -> None:
         self.workdir = workdir
         self.env = env
@@ -189,7 +197,12 @@ class Server:
         return run_cli(self.env, *args, cwd=self.workdir, check=check)
 
     def create_account(
-        self, prefix: str = "acct", *, password: str | None = None, currency: str | None = None
+        self,
+        prefix: str = "acct",
+        *,
+        password: str | None = None,
+        currency: str | None = None,
+        webhook_url: str | None = None,
     ) -> Account:
         """A new account with a unique name starting with `prefix`, made by the real CLI."""
         username = f"{prefix}{next(self._names)}"
@@ -198,6 +211,8 @@ class Server:
             args += ["--password", password]
         if currency is not None:
             args += ["--currency", currency]
+        if webhook_url is not None:
+            args += ["--webhook-url", webhook_url]
         out = json.loads(self.cli(*args).stdout)
         return Account(username, out["apiKey"], out["webhookSecret"], password)
 
@@ -317,6 +332,7 @@ def running_server(workdir: Path, settings: Mapping[str, str] | None = None) -> 
                 raise RuntimeError(f"no free port after {attempt} attempts:\n{log.read_text()}")
             continue
         server = Server(workdir, env, port)
+        server.proc = proc
         try:
             yield server
         finally:
@@ -387,3 +403,197 @@ class Cli:
 def fresh_cli(tmp_path: Path) -> Cli:
     database = tmp_path / "fresh.db"
     return Cli(tmp_path, database, batgate_env(f"sqlite:///{database}"))
+
+
+# -- webhook receiver -----------------------------------------------------------
+
+RECEIVER = Path(__file__).with_name("receiver.py")
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One request the receiver got: when, where, headers, body, and how it answered."""
+
+    t: float
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    attempt: int  # the receiver's count for this webhook-id (since it last started)
+    answer: int | str  # the status code, or "hang"
+
+    @property
+    def webhook_id(self) -> str:
+        return self.headers.get("webhook-id", "")
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return dict(json.loads(self.body))
+
+    @property
+    def acked(self) -> bool:
+        return isinstance(self.answer, int) and 200 <= self.answer < 300
+
+
+class Receiver:
+    """`receiver.py` in a process of its own, on a fixed port so it can stop and start.
+
+    Every request goes to a JSON-lines log that outlives the process; `hooks()`
+    reads it back in arrival order. `rules` are those of receiver.py.
+    """
+
+    def __init__(self, workdir: Path, rules: Mapping[str, Any] | None = None) -> None:
+        self.workdir = workdir
+        self.port = _free_port()
+        self.rules = dict(rules or {})
+        self.log = workdir / f"receiver-{self.port}.jsonl"
+        self.log.touch()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._starts = itertools.count(1)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, rules: Mapping[str, Any] | None = None) -> None:
+        assert not self.running, "the receiver runs already"
+        if rules is not None:
+            self.rules = dict(rules)
+        out = self.workdir / f"receiver-{self.port}-{next(self._starts)}.out"
+        with out.open("wb") as sink:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(RECEIVER), "--port", str(self.port), "--log", str(self.log)]
+                + ["--rules", json.dumps(self.rules)],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"receiver exited {self.proc.returncode}:\n{out.read_text()}")
+            try:
+                if httpx.get(self.url("/_ping"), timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"receiver not up in {_START_TIMEOUT} s:\n{out.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc = None
+
+    def set_rules(self, rules: Mapping[str, Any]) -> None:
+        self.rules = dict(rules)
+        response = httpx.post(self.url("/_rules"), json=self.rules, timeout=5.0)
+        assert response.status_code == 200, response.text
+
+    def hooks(self, path: str | None = None) -> list[Hook]:
+        """Every request so far in arrival order (only those to `path`, when given)."""
+        found = []
+        for line in self.log.read_text().splitlines():
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the last line, still being written
+            hook = Hook(
+                raw["t"],
+                raw["path"],
+                raw["headers"],
+                base64.b64decode(raw["body"]),
+                raw["attempt"],
+                raw["answer"],
+            )
+            if path is None or hook.path == path:
+                found.append(hook)
+        return found
+
+    def wait(
+        self,
+        done: Callable[[list[Hook]], bool],
+        timeout: float,
+        what: str,
+        path: str | None = None,
+    ) -> list[Hook]:
+        """Poll the log until `done(hooks)`; the hooks then. Fails after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            hooks = self.hooks(path)
+            if done(hooks):
+                return hooks
+            if time.monotonic() > deadline:
+                seen = [(h.path, h.webhook_id, h.answer) for h in hooks[-20:]]
+                raise AssertionError(
+                    f"timed out after {timeout} s waiting for {what}; "
+                    f"{len(hooks)} requests, the last: {seen}"
+                )
+            time.sleep(0.05)
+
+
+@contextmanager
+def running_receiver(
+    workdir: Path, rules: Mapping[str, Any] | None = None, *, start: bool = True
+) -> Iterator[Receiver]:
+    """A receiver (started unless `start` is False), always stopped afterwards."""
+    receiver = Receiver(workdir, rules)
+    try:
+        if start:
+            receiver.start()
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+# Webhook retries every ~0.2 s that never give up within a test, quick polling.
+WEBHOOKS_QUICK = {
+    "BATGATE_WEBHOOKS__RETRY_DELAYS": "[0.2,0.2]",
+    "BATGATE_WEBHOOKS__REPEAT_EVERY": "0.2",
+    "BATGATE_WEBHOOKS__GIVE_UP_AFTER": "600",
+    "BATGATE_WEBHOOKS__POLL_INTERVAL": "0.05",
+    "BATGATE_WEBHOOKS__TIMEOUT": "2",
+}
+
+
+@pytest.fixture(scope="module")
+def webhook_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The fast server's settings plus quick webhook retries (`WEBHOOKS_QUICK`)."""
+    settings = {**FAST, **WEBHOOKS_QUICK}
+    with running_server(tmp_path_factory.mktemp("webhooks"), settings) as server:
+        yield server
+
+
+@pytest.fixture
+def start_webhook_server() -> Iterator[Callable[[Path, Mapping[str, str]], Server]]:
+    """Start servers with FAST + WEBHOOKS_QUICK + the given settings; all stopped at the end.
+
+    Starting one again with the same `workdir` reuses its database (a restart).
+    """
+    with ExitStack() as stack:
+
+        def start(workdir: Path, settings: Mapping[str, str]) -> Server:
+            workdir.mkdir(parents=True, exist_ok=True)
+            merged = {**FAST, **WEBHOOKS_QUICK, **settings}
+            return stack.enter_context(running_server(workdir, merged))
+
+        yield start
+
+
+@pytest.fixture
+def make_receiver(tmp_path: Path) -> Iterator[Callable[..., Receiver]]:
+    """Receivers (see `running_receiver`) that are all stopped at the end."""
+    with ExitStack() as stack:
+
+        def make(rules: Mapping[str, Any] | None = None, *, start: bool = True) -> Receiver:
+            return stack.enter_context(running_receiver(tmp_path, rules, start=start))
+
+        yield make
+
+
+@pytest.fixture
+def receiver(make_receiver: Callable[..., Receiver]) -> Receiver:
+    """A running receiver that answers 200 to everything (until the test sets rules)."""
+    return make_receiver()
