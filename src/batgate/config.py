@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     fx: dict[str, float] = Field(default_factory=_default_fx)
 
     @model_validator(mode="after")
+    def _leases_outlast_requests(self) -> Settings:
+        if self.webhooks.lease_seconds <= self.webhooks.timeout:
+            raise ValueError(
+                "webhooks.lease_seconds must be longer than webhooks.timeout, or a slow "
+                "request's event could be claimed and sent twice at once"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _currencies_known(self) -> Settings:
         known = set(self.fx)
         unknown = {r.currency for r in self.rates} | {self.default_currency}

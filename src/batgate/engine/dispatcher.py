@@ -26,7 +26,6 @@ from batgate.domain.pricing import RateTable, charge
 from batgate.domain.records import MessageRecord
 from batgate.domain.retry import RetryPolicy
 from batgate.domain.status import DeliveryStatus
-from batgate.engine.accounts import AccountCache
 from batgate.engine.ratebook import RateBook
 from batgate.store.manager import Priced, Store
 
@@ -45,12 +44,10 @@ class Dispatcher:
         ratebook: RateBook,
         settings: DispatcherSettings,
         fx: Mapping[str, float],
-        accounts: AccountCache | None = None,
         on_events: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
-        self._accounts = accounts or AccountCache(store)
         self._on_events = on_events
         self._connectors = connectors
         self._ratebook = ratebook
@@ -113,20 +110,19 @@ class Dispatcher:
             transition = on_sent(record.progress, result, record.chain, self._retry, self._clock())
         priced = self._price(record, transition, rates)
         now = self._clock()
-        notifications = await self._notifications(record, transition, priced, now)
+        notifications = self._notifications(record, transition, priced, now)
         if await self._store.apply(record, transition, now, priced, notifications):
-            if any(n.payload is not None for n in notifications):
+            if notifications:
                 self._on_events()
 
-    async def _notifications(
+    def _notifications(
         self, record: MessageRecord, t: Transition, priced: Priced, now: float
     ) -> list[Notification]:
-        """One event per status entered; with a payload when there is a webhook to send."""
-        if not t.entered:
-            return []
-        account = await self._accounts.get(record.account_id)
-        if record.callback_url is None and (account is None or not account.webhook_url):
-            return [Notification(status) for status in t.entered]
+        """One event per status entered, with its webhook payload.
+
+        Whether it is sent is decided by the store in the same transaction, from
+        the account's webhook URL at that moment (or the message's callbackUrl).
+        """
         return [
             Notification(
                 status,

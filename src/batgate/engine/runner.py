@@ -7,7 +7,6 @@ import contextlib
 
 from batgate.channels.registry import build_connectors
 from batgate.config import Settings
-from batgate.engine.accounts import AccountCache
 from batgate.engine.dispatcher import Dispatcher
 from batgate.engine.ratebook import RateBook, configured_rates
 from batgate.engine.webhooks import WebhookSender
@@ -16,15 +15,13 @@ from batgate.store.manager import Store
 
 class Engine:
     def __init__(self, store: Store, settings: Settings) -> None:
-        accounts = AccountCache(store)
-        self.webhooks = WebhookSender(store, accounts, settings.webhooks)
+        self.webhooks = WebhookSender(store, settings.webhooks)
         self.dispatcher = Dispatcher(
             store,
             build_connectors(settings),
             RateBook(store, configured_rates(settings.rates)),
             settings.dispatcher,
             settings.fx,
-            accounts,
             on_events=self.webhooks.wake,
         )
         self._tasks: list[asyncio.Task[None]] = []

@@ -22,8 +22,8 @@ import httpx
 from batgate import __version__
 from batgate.config import WebhookSettings
 from batgate.domain.notifications import DeliveryAttempt, WebhookEvent
+from batgate.domain.records import Account
 from batgate.domain.retry import RetryPolicy
-from batgate.engine.accounts import AccountCache
 from batgate.engine.dispatcher import worker_name
 from batgate.store.manager import Store
 from batgate.webhooks import signature_headers
@@ -58,13 +58,12 @@ class WebhookSender:
     def __init__(
         self,
         store: Store,
-        accounts: AccountCache,
         settings: WebhookSettings,
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._store = store
-        self._accounts = accounts
+        self._claimed: set[int] = set()
         self._settings = settings
         self._clock = clock
         self._transport = transport
@@ -98,6 +97,8 @@ class WebhookSender:
                 with contextlib.suppress(asyncio.CancelledError):
                     await flusher
                 await self._flush()
+                # Events cut off mid-request go back to the queue now, not after the lease.
+                await self._store.outbox.defer(sorted(self._claimed), self._clock())
 
     async def _claim_loop(self, client: httpx.AsyncClient) -> None:
         while True:
@@ -119,9 +120,12 @@ class WebhookSender:
         events = await self._store.outbox.claim(
             self.worker, now, self._settings.lease_seconds, min(free, self._settings.batch_size)
         )
+        # Accounts are read fresh for every batch: a new URL or a rotated secret
+        # applies to the very next event.
+        accounts = await self._store.accounts_by_ids(e.account_id for e in events)
         deferred: list[int] = []
         for event in events:
-            target = await self._target(event, now)
+            target = _target(event, accounts.get(event.account_id), now)
             if target is not None and self._inflight.get(target.endpoint, 0) >= (
                 self._settings.per_endpoint
             ):
@@ -132,6 +136,7 @@ class WebhookSender:
         return len(events) - len(deferred)
 
     def _start(self, client: httpx.AsyncClient, event: WebhookEvent, target: Target | None) -> None:
+        self._claimed.add(event.id)
         if target is not None:
             self._inflight[target.endpoint] = self._inflight.get(target.endpoint, 0) + 1
         task = asyncio.create_task(self._deliver(client, event, target))
@@ -145,15 +150,6 @@ class WebhookSender:
                     del self._inflight[target.endpoint]
 
         task.add_done_callback(done)
-
-    async def _target(self, event: WebhookEvent, now: float) -> Target | None:
-        account = await self._accounts.get(event.account_id)
-        if account is None:
-            return None
-        url = event.url or account.webhook_url
-        if not url:
-            return None
-        return Target(url, account.signing_secrets(now), callback=event.url is not None)
 
     async def _deliver(
         self, client: httpx.AsyncClient, event: WebhookEvent, target: Target | None
@@ -255,6 +251,7 @@ class WebhookSender:
         return max(0.0, (self._clock() - started) * 1000)
 
     def _record(self, attempt: DeliveryAttempt) -> None:
+        self._claimed.discard(attempt.event_id)
         self._results.append(attempt)
         self._flush_now.set()
 
@@ -279,6 +276,15 @@ class WebhookSender:
             raise
         if batch:
             self.wake()  # later events of these messages may be due now
+
+
+def _target(event: WebhookEvent, account: Account | None, now: float) -> Target | None:
+    if account is None:
+        return None
+    url = event.url or account.webhook_url
+    if not url:
+        return None
+    return Target(url, account.signing_secrets(now), callback=event.url is not None)
 
 
 def _retry_after(value: str | None, now: float) -> float | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -284,9 +284,33 @@ class Store:
             if (await conn.execute(stmt)).rowcount != 1:
                 return False
             if notifications:
-                rows = [_event_row(record, n, now) for n in notifications]
+                hook = await self._has_webhook(conn, record, notifications)
+                rows = [_event_row(record, n, now, hook) for n in notifications]
                 await conn.execute(message_events.insert(), rows)
         return True
+
+    async def _has_webhook(
+        self, conn: AsyncConnection, record: MessageRecord, notifications: Sequence[Notification]
+    ) -> bool:
+        """Whether the account has a webhook URL now, read in the writing transaction.
+
+        So an event is pending exactly when, at its commit, there was somewhere to
+        send it: `accounts set-webhook` takes effect with the very next change.
+        """
+        if all(n.payload is None or n.url is not None for n in notifications):
+            return False
+        url = await conn.scalar(
+            sa.select(accounts.c.webhook_url).where(accounts.c.id == record.account_id)
+        )
+        return bool(url)
+
+    async def accounts_by_ids(self, ids: Iterable[int]) -> dict[int, Account]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        async with self.db.reader.connect() as conn:
+            result = await conn.execute(sa.select(accounts).where(accounts.c.id.in_(wanted)))
+            return {row.id: _account(row) for row in result}
 
     async def release(self, record: MessageRecord) -> None:
         """Give a claimed message back untouched (nothing was due after all)."""
@@ -363,14 +387,16 @@ async def _replay(
     return str(row.response).encode()
 
 
-def _event_row(record: MessageRecord, n: Notification, now: float) -> dict[str, Any]:
-    pending = n.payload is not None
+def _event_row(
+    record: MessageRecord, n: Notification, now: float, account_hook: bool
+) -> dict[str, Any]:
+    pending = n.payload is not None and (n.url is not None or account_hook)
     return {
         "message_id": record.id,
         "account_id": record.account_id,
         "status": n.status.value,
         "at": now,
-        "payload": n.payload.decode() if n.payload is not None else None,
+        "payload": n.payload.decode() if pending and n.payload is not None else None,
         "url": n.url,
         "state": "pending" if pending else "none",
         "attempts": 0,
