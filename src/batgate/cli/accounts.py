@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from batgate.cli.common import DatabaseUrl, fail, open_store, run, settings_for
+from batgate.cli.common import DatabaseUrl, fail, open_store, run, settings_for, with_store
 from batgate.domain.credentials import hash_password, key_hash, new_api_key, new_webhook_secret
 from batgate.domain.records import Account
 from batgate.domain.urls import is_http_url
@@ -70,11 +70,7 @@ def list_(
     """List accounts (never their secrets)."""
     settings = settings_for(database_url)
 
-    async def main() -> list[Account]:
-        async with open_store(settings) as store:
-            return await store.list_accounts()
-
-    found = run(main)
+    found = with_store(settings, lambda store: store.list_accounts())
     if json:
         for a in found:
             emit(_public(a))
@@ -170,11 +166,7 @@ def rotate_webhook_secret(username: str, database_url: DatabaseUrl = None) -> No
 def _update(database_url: str | None, username: str, **values: object) -> Account:
     settings = settings_for(database_url)
 
-    async def main() -> Account | None:
-        async with open_store(settings) as store:
-            return await store.update_account(username, **values)
-
-    account = run(main)
+    account = with_store(settings, lambda store: store.update_account(username, **values))
     if account is None:
         fail(f"no account named {username!r}")
     return account

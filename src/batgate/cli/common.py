@@ -53,6 +53,16 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
         await store.close()
 
 
+def with_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store (migrated), run `action` on it, close it: one CLI command's work."""
+
+    async def main() -> T:
+        async with open_store(settings) as store:
+            return await action(store)
+
+    return run(main)
+
+
 def run(main: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(_guarded(main))
 

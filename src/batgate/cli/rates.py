@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from batgate.cli.accounts import emit
-from batgate.cli.common import DatabaseUrl, fail, open_store, run, settings_for
+from batgate.cli.common import DatabaseUrl, fail, settings_for, with_store
 from batgate.domain.messages import Channel
 from batgate.domain.pricing import Rate, RateTable, from_micros, to_micros
 from batgate.engine.ratebook import configured_rates
@@ -46,11 +46,7 @@ def set_(
         fail(f"unknown currency {currency!r}; known: {', '.join(sorted(settings.fx))}")
     rate = Rate(channel, prefix, to_micros(amount), currency)
 
-    async def main() -> None:
-        async with open_store(settings) as store:
-            await store.set_rate(rate)
-
-    run(main)
+    with_store(settings, lambda store: store.set_rate(rate))
     emit(
         {
             "channel": channel,
@@ -69,11 +65,7 @@ def list_(
     """The rates in force: configured ones, overridden by those set here."""
     settings = settings_for(database_url)
 
-    async def main() -> list[Rate]:
-        async with open_store(settings) as store:
-            return await store.list_rates()
-
-    stored = run(main)
+    stored = with_store(settings, lambda store: store.list_rates())
     table = RateTable([*configured_rates(settings.rates), *stored])
     rows = sorted(table.entries(), key=lambda r: (r.channel, r.prefix))
     origin = {(r.channel, r.prefix) for r in stored}

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from batgate.cli.accounts import emit
-from batgate.cli.common import DatabaseUrl, fail, open_store, run, settings_for
+from batgate.cli.common import DatabaseUrl, fail, settings_for, with_store
 from batgate.domain.notifications import EventView, rfc3339
 
 app = typer.Typer(help="Webhook events: list them, retry failed ones.", no_args_is_help=True)
@@ -27,11 +27,7 @@ def list_(
     """Webhook events, newest first, with their delivery state and last attempt."""
     settings = settings_for(database_url)
 
-    async def main() -> list[EventView]:
-        async with open_store(settings) as store:
-            return await store.outbox.events(account, failed, limit)
-
-    events = run(main)
+    events = with_store(settings, lambda store: store.outbox.events(account, failed, limit))
     if json:
         for e in events:
             emit(_public(e))
@@ -59,11 +55,7 @@ def retry(
         fail("give an event id or --all-failed")
     settings = settings_for(database_url)
 
-    async def main() -> int:
-        async with open_store(settings) as store:
-            return await store.outbox.retry(event_id, time.time())
-
-    count = run(main)
+    count = with_store(settings, lambda store: store.outbox.retry(event_id, time.time()))
     if event_id is not None and count == 0:
         fail(f"no failed event with id {event_id}")
     emit({"retried": count})
