@@ -27,7 +27,7 @@ from batgate.domain.records import MessageRecord
 from batgate.domain.retry import RetryPolicy
 from batgate.domain.status import DeliveryStatus
 from batgate.engine.ratebook import RateBook
-from batgate.store.manager import Priced, Store
+from batgate.store.manager import Change, Priced, Store
 
 log = logging.getLogger(__name__)
 
@@ -81,39 +81,42 @@ class Dispatcher:
             pass
 
     async def tick(self) -> int:
-        """Claim one batch of due messages and handle each; the number claimed."""
+        """Claim one batch of due messages, handle each, write all results at once."""
         records = await self._store.claim_due(
             self.worker, self._clock(), self._settings.lease_seconds, self._settings.batch_size
         )
-        if records:
-            rates = await self._ratebook.table()
-            await asyncio.gather(*(self._handle_safely(r, rates) for r in records))
+        if not records:
+            return 0
+        rates = await self._ratebook.table()
+        planned = await asyncio.gather(*(self._plan_safely(r, rates) for r in records))
+        changes = [c for c in planned if c is not None]
+        applied = await self._store.apply_all(changes, self._clock())
+        if any(ok and c.notifications for ok, c in zip(applied, changes, strict=True)):
+            self._on_events()
         return len(records)
 
-    async def _handle_safely(self, record: MessageRecord, rates: RateTable) -> None:
+    async def _plan_safely(self, record: MessageRecord, rates: RateTable) -> Change | None:
         try:
-            await self._handle(record, rates)
+            return await self._plan(record, rates)
         except Exception:
             # One message's trouble must not hold back the batch; its lease runs
             # out and it is tried again.
             log.exception("handling message %s failed", record.id)
+            return None
 
-    async def _handle(self, record: MessageRecord, rates: RateTable) -> None:
+    async def _plan(self, record: MessageRecord, rates: RateTable) -> Change:
+        """What to write for one claimed message (sending it first, when that is due)."""
         decision = on_due(record.progress, record.chain, self._clock())
         if decision is None:
-            await self._store.release(record)
-            return
+            return Change(record, None)
         if isinstance(decision, Transition):
             transition = decision
         else:
             result = await self._send(record)
             transition = on_sent(record.progress, result, record.chain, self._retry, self._clock())
         priced = self._price(record, transition, rates)
-        now = self._clock()
-        notifications = self._notifications(record, transition, priced, now)
-        if await self._store.apply(record, transition, now, priced, notifications):
-            if notifications:
-                self._on_events()
+        notifications = self._notifications(record, transition, priced, self._clock())
+        return Change(record, transition, priced, tuple(notifications))
 
     def _notifications(
         self, record: MessageRecord, t: Transition, priced: Priced, now: float

@@ -58,6 +58,16 @@ def new_message_id() -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Change:
+    """One message's planned write: a transition (None: just give the claim back)."""
+
+    record: MessageRecord
+    transition: Transition | None
+    priced: Priced | None = None
+    notifications: tuple[Notification, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Priced:
     """The rate locked in when a step is handed to its channel, and the final bill."""
 
@@ -258,51 +268,38 @@ class Store:
         priced: Priced | None = None,
         notifications: Sequence[Notification] | None = None,
     ) -> bool:
-        """Compare-and-set: write `transition` only if the message is still at its version.
-
-        The status change and its events (the history and the webhook outbox)
-        commit together. False when something else changed the message first;
-        the caller drops its view.
-        """
-        values = _progress_values(transition.progress)
-        values.update(version=record.version + 1, updated_at=now, claimed_by=None)
-        values["claimed_until"] = None
-        if priced is not None:
-            values.update(
-                rate_micros=priced.rate_micros,
-                rate_currency=priced.rate_currency,
-                bill_micros=priced.bill_micros,
-            )
-        stmt = (
-            messages.update()
-            .where(messages.c.id == record.id, messages.c.version == record.version)
-            .values(values)
-        )
+        """Compare-and-set one change; see :meth:`apply_all`."""
         if notifications is None:
             notifications = [Notification(status) for status in transition.entered]
-        async with self.db.writer.begin() as conn:
-            if (await conn.execute(stmt)).rowcount != 1:
-                return False
-            if notifications:
-                hook = await self._has_webhook(conn, record, notifications)
-                rows = [_event_row(record, n, now, hook) for n in notifications]
-                await conn.execute(message_events.insert(), rows)
-        return True
+        change = Change(record, transition, priced, tuple(notifications))
+        return (await self.apply_all([change], now))[0]
 
-    async def _has_webhook(
-        self, conn: AsyncConnection, record: MessageRecord, notifications: Sequence[Notification]
-    ) -> bool:
-        """Whether the account has a webhook URL now, read in the writing transaction.
+    async def apply_all(self, changes: Sequence[Change], now: float) -> list[bool]:
+        """Write many changes in one transaction, each a compare-and-set on its version.
 
-        So an event is pending exactly when, at its commit, there was somewhere to
-        send it: `accounts set-webhook` takes effect with the very next change.
+        A change whose message moved on since it was read (another worker, a late
+        receipt) is skipped: False in its place. Each status change commits with
+        its events (the history and the webhook outbox). A change without a
+        transition gives the claimed message back untouched.
         """
-        if all(n.payload is None or n.url is not None for n in notifications):
-            return False
-        url = await conn.scalar(
-            sa.select(accounts.c.webhook_url).where(accounts.c.id == record.account_id)
-        )
-        return bool(url)
+        results: list[bool] = []
+        events: list[dict[str, Any]] = []
+        hooks: dict[int, bool] = {}
+        async with self.db.writer.begin() as conn:
+            for change in changes:
+                ok = (await conn.execute(_change_statement(change, now))).rowcount == 1
+                results.append(ok and change.transition is not None)
+                if ok and change.notifications:
+                    account_id = change.record.account_id
+                    if account_id not in hooks:
+                        hooks[account_id] = await _has_webhook(conn, account_id)
+                    events += [
+                        _event_row(change.record, n, now, hooks[account_id])
+                        for n in change.notifications
+                    ]
+            if events:
+                await conn.execute(message_events.insert(), events)
+        return results
 
     async def accounts_by_ids(self, ids: Iterable[int]) -> dict[int, Account]:
         wanted = sorted(set(ids))
@@ -314,12 +311,7 @@ class Store:
 
     async def release(self, record: MessageRecord) -> None:
         """Give a claimed message back untouched (nothing was due after all)."""
-        async with self.db.writer.begin() as conn:
-            await conn.execute(
-                messages.update()
-                .where(messages.c.id == record.id, messages.c.version == record.version)
-                .values(claimed_by=None, claimed_until=None)
-            )
+        await self.apply_all([Change(record, None)], time.time())
 
     async def events_of(self, message_id: str) -> list[tuple[DeliveryStatus, float]]:
         async with self.db.reader.connect() as conn:
@@ -350,6 +342,33 @@ class Store:
                     updated_at=time.time(),
                 )
             )
+
+
+def _change_statement(change: Change, now: float) -> sa.Update:
+    record = change.record
+    where = (messages.c.id == record.id) & (messages.c.version == record.version)
+    if change.transition is None:
+        return messages.update().where(where).values(claimed_by=None, claimed_until=None)
+    values = _progress_values(change.transition.progress)
+    values.update(version=record.version + 1, updated_at=now, claimed_by=None)
+    values["claimed_until"] = None
+    if change.priced is not None:
+        values.update(
+            rate_micros=change.priced.rate_micros,
+            rate_currency=change.priced.rate_currency,
+            bill_micros=change.priced.bill_micros,
+        )
+    return messages.update().where(where).values(values)
+
+
+async def _has_webhook(conn: AsyncConnection, account_id: int) -> bool:
+    """Whether the account has a webhook URL now, read in the writing transaction.
+
+    So an event is pending exactly when, at its commit, there was somewhere to
+    send it: `accounts set-webhook` takes effect with the very next change.
+    """
+    url = await conn.scalar(sa.select(accounts.c.webhook_url).where(accounts.c.id == account_id))
+    return bool(url)
 
 
 async def _insert_batch(
