@@ -1,0 +1,155 @@
+"""`make bench`: batgate's throughput, latency and memory on this machine, side by side.
+
+(a) send: messages accepted per second, batches of 100, 32 connections, with the
+    delivery engine on and with `--no-workers`;
+(b) status: GET /bat/message/{id} over 100,000 delivered messages, 64 connections,
+    from the cache of final answers and from the database (cache size 0);
+(c) ceiling: a bare ASGI app under the same uvicorn settings and load as (b),
+    measured in rounds with (b);
+(d) memory: RSS of `batgate serve --no-workers` after 1,000,000 messages stored
+    through the API, and the database's size.
+
+wrk runs on CPU 0 and the servers on CPU 1 (taskset), all over 127.0.0.1. Results:
+a Markdown table on stdout and bench/results/latest.json. See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import report
+import wrk
+from phases import RSS_TARGET_MESSAGES, Bench, Options, log
+from procs import BenchError, Processes, pinning_available
+from report import Row
+from servers import Servers
+
+BENCH_CPU = 0
+PHASES = ("send", "status", "rss")
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    p = argparse.ArgumentParser(description="batgate benchmarks (see docs/benchmarks.md).")
+    p.add_argument("--quick", action="store_true", help="everything once, shorter and smaller")
+    p.add_argument("--runs", type=int, help="timed wrk runs per measurement (default 3)")
+    p.add_argument("--seconds", type=float, help="length of a timed run (default 10)")
+    p.add_argument("--warmup", type=float, help="warm-up before each measurement (default 3)")
+    p.add_argument("--status-messages", type=int, help="default 100,000 (--quick: 20,000)")
+    p.add_argument("--rss-messages", type=int, help="default 1,000,000 (--quick: 200,000)")
+    p.add_argument("--only", help=f"comma-separated phases out of {','.join(PHASES)}")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directory and logs")
+    a = p.parse_args(argv)
+    phases = tuple(a.only.split(",")) if a.only else PHASES
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        p.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
+    for name in ("runs", "seconds", "status_messages", "rss_messages"):
+        if getattr(a, name) is not None and getattr(a, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive")
+    return Options(
+        runs=a.runs or (1 if a.quick else 3),
+        seconds=a.seconds or (4 if a.quick else 10),
+        warmup=a.warmup if a.warmup is not None else (1 if a.quick else 3),
+        status_messages=a.status_messages or (20_000 if a.quick else 100_000),
+        rss_messages=a.rss_messages or (200_000 if a.quick else RSS_TARGET_MESSAGES),
+        phases=tuple(x for x in PHASES if x in phases),
+        keep=a.keep,
+    )
+
+
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_options(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)  # so the `finally` below stops every child
+    if pinning_available():
+        os.sched_setaffinity(0, {BENCH_CPU})  # the seeding client keeps off the server's CPU
+    try:
+        wrk_version = wrk.wrk_version()
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    machine = report.machine()
+    if (machine["busy_before_start"] or 0) > 0.10:
+        log(
+            f"warning: {machine['busy_before_start']:.0%} of the CPUs were busy before the "
+            "bench started; other work on this machine will distort the figures"
+        )
+    work = Path(tempfile.mkdtemp(prefix="batgate-bench-"))
+    procs = Processes(work)
+    bench = Bench(opts, work, Servers(procs, work))
+    steps: dict[str, Callable[[], None]] = {
+        "send": bench.send,
+        "status": bench.status,
+        "rss": bench.rss,
+    }
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    try:
+        for phase in opts.phases:
+            t0 = time.monotonic()
+            steps[phase]()
+            timings[phase] = round(time.monotonic() - t0, 1)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; stopping the servers", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        procs.stop_all()
+        if opts.keep:
+            log(f"scratch directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    total = time.monotonic() - started
+    doc = {
+        "machine": machine | {"loadavg_at_end": report.loadavg()},
+        "settings": {
+            "runs": opts.runs,
+            "seconds": opts.seconds,
+            "warmup": opts.warmup,
+            "pinned": pinning_available(),
+            "wrk": wrk_version,
+            "phases": list(opts.phases),
+        },
+        **bench.results.doc,
+        "phase_seconds": timings,
+        "total_seconds": round(total, 1),
+    }
+    path = report.write_json(doc)
+    print(_summary(doc, bench.results.rows))
+    log(f"done in {total:.0f} s; results in {path.relative_to(report.REPO)}")
+    return 0
+
+
+def _summary(doc: dict[str, Any], rows: list[Row]) -> str:
+    m, s = doc["machine"], doc["settings"]
+    pin = "wrk on CPU 0, servers on CPU 1" if s["pinned"] else "not pinned (no taskset)"
+    busy = m.get("busy_before_start")
+    pin += "" if busy is None else f"; CPUs {busy:.0%} busy before the start"
+    runs = f"medians of {s['runs']} × {s['seconds']:g} s runs [slowest–fastest]"
+    head = (
+        f"\nbatgate bench — {m['date']}, {m['cpu']} ({m['cores']} cores), "
+        f"commit {(m['git_commit'] or '?')[:12]}{' (dirty)' if m['git_dirty'] else ''}\n"
+        f"{pin}; {runs}, after {s['warmup']:g} s warm-up\n"
+    )
+    return head + "\n" + report.markdown(rows) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
