@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import seeding
+import webhooks
 import wrk
 from procs import BenchError
 from report import Row
@@ -42,6 +43,7 @@ class Options:
     warmup: float
     status_messages: int
     rss_messages: int
+    webhook_messages: int
     phases: tuple[str, ...]
     keep: bool
 
@@ -77,6 +79,16 @@ class Bench:
     def measure(self, loads: dict[str, wrk.Load]) -> dict[str, wrk.Measurement]:
         o = self.opts
         return wrk.measure_interleaved(loads, warmup=o.warmup, seconds=o.seconds, runs=o.runs)
+
+    # -- (e) webhooks ---------------------------------------------------------
+
+    def webhooks(self) -> None:
+        n = self.opts.webhook_messages
+        log(f"webhooks: {n:,} messages, their {2 * n:,} events held, then delivered")
+        doc, row = webhooks.run(self.servers.procs, self.servers, self.pool, n, SEND_BATCH)
+        self.results.doc["webhooks"] = doc
+        self.results.rows.append(row)
+        log(f"webhooks: {row.result}")
 
     # -- (a) send -------------------------------------------------------------
 

@@ -7,7 +7,8 @@
 (c) ceiling: a bare ASGI app under the same uvicorn settings and load as (b),
     measured in rounds with (b);
 (d) memory: RSS of `batgate serve --no-workers` after 1,000,000 messages stored
-    through the API, and the database's size.
+    through the API, and the database's size;
+(e) webhooks: signed events delivered per second to a local receiver.
 
 wrk runs on CPU 0 and the servers on CPU 1 (taskset), all over 127.0.0.1. Results:
 a Markdown table on stdout and bench/results/latest.json. See docs/benchmarks.md.
@@ -35,7 +36,7 @@ from report import Row
 from servers import Servers
 
 BENCH_CPU = 0
-PHASES = ("send", "status", "rss")
+PHASES = ("send", "status", "rss", "webhooks")
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -46,6 +47,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     p.add_argument("--warmup", type=float, help="warm-up before each measurement (default 3)")
     p.add_argument("--status-messages", type=int, help="default 100,000 (--quick: 20,000)")
     p.add_argument("--rss-messages", type=int, help="default 1,000,000 (--quick: 200,000)")
+    p.add_argument("--webhook-messages", type=int, help="default 10,000 (--quick: 2,000)")
     p.add_argument("--only", help=f"comma-separated phases out of {','.join(PHASES)}")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory and logs")
     a = p.parse_args(argv)
@@ -53,7 +55,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     unknown = set(phases) - set(PHASES)
     if unknown:
         p.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
-    for name in ("runs", "seconds", "status_messages", "rss_messages"):
+    for name in ("runs", "seconds", "status_messages", "rss_messages", "webhook_messages"):
         if getattr(a, name) is not None and getattr(a, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
     return Options(
@@ -62,6 +64,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         warmup=a.warmup if a.warmup is not None else (1 if a.quick else 3),
         status_messages=a.status_messages or (20_000 if a.quick else 100_000),
         rss_messages=a.rss_messages or (200_000 if a.quick else RSS_TARGET_MESSAGES),
+        webhook_messages=a.webhook_messages or (2_000 if a.quick else 10_000),
         phases=tuple(x for x in PHASES if x in phases),
         keep=a.keep,
     )
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "send": bench.send,
         "status": bench.status,
         "rss": bench.rss,
+        "webhooks": bench.webhooks,
     }
     started = time.monotonic()
     timings: dict[str, float] = {}

@@ -53,6 +53,10 @@ class Servers:
         self._procs = procs
         self._work = work
 
+    @property
+    def procs(self) -> Processes:
+        return self._procs
+
     def new_db(self, name: str) -> tuple[Path, str]:
         """A fresh SQLite database with one account; its path and the account's API key."""
         db = self._work / f"{name}.db"

@@ -180,6 +180,28 @@ def attempts_stored(server: Server) -> dict[int, list[tuple[Any, ...]]]:
     return found
 
 
+def attempt_spans(server: Server, url: str) -> list[tuple[float, float]]:
+    """(start, end) of every finished attempt to `url`, from the gateway's own record."""
+    path = server.env["BATGATE_DATABASE_URL"].removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        rows = db.execute(
+            "SELECT a.at, a.duration_ms FROM webhook_attempts a"
+            " JOIN message_events e ON e.id = a.event_id"
+            " JOIN accounts c ON c.id = e.account_id WHERE c.webhook_url = ?",
+            (url,),
+        ).fetchall()
+    return [(at, at + ms / 1000) for at, ms in rows]
+
+
+def most_in_flight(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    most = now = 0
+    for _, step in edges:  # an end sorts before a start at the same instant
+        now += step
+        most = max(most, now)
+    return most
+
+
 def create_hooked(server: Server, prefix: str, url: str) -> Account:
     return server.create_account(prefix, webhook_url=url)
 
@@ -699,3 +721,32 @@ def test_given_up_events_are_listed_and_sent_again_by_an_operator(
     assert [(e["state"], e["lastStatus"]) for e in events] == [("delivered", 200)] * 4
     stored = attempts_stored(server)
     assert all([code for code, _ in stored[e["id"]]] == [500] * 3 + [200] for e in events)
+
+
+# -- isolation ------------------------------------------------------------------------
+
+
+def test_a_dead_endpoint_does_not_hold_back_the_others(
+    webhook_server: Server, make_receiver: MakeReceiver
+) -> None:
+    """An endpoint that never answers (every request hangs past the sender's 2 s
+    timeout) gets at most `per_endpoint` (8) requests at a time, and another
+    account's events go out meanwhile."""
+    dead = make_receiver({"/hook": {"hang": 60}})
+    healthy = make_receiver()
+    stuck = create_hooked(webhook_server, "stuck", dead.url())
+    fine = create_hooked(webhook_server, "fine", healthy.url())
+    webhook_server.send(stuck, [sms() for _ in range(100)])  # 200 events for the dead one
+    dead.wait(lambda hooks: len(hooks) >= 8, 15, "requests hanging at the dead endpoint")
+
+    sent = webhook_server.send(fine, [sms() for _ in range(20)])
+    ids = {evt(m["messageId"], s) for m in sent["messages"] for s in ("processing", "delivered")}
+    wait_acked(healthy, ids, timeout=20)
+
+    deadline = time.monotonic() + 20
+    while len(attempts := attempt_spans(webhook_server, dead.url())) < 24:
+        assert time.monotonic() < deadline, f"only {len(attempts)} attempts recorded"
+        time.sleep(0.2)
+    assert most_in_flight(attempts) <= 8
+    pending = [e for e in webhook_events(webhook_server, stuck) if e["state"] != "delivered"]
+    assert pending, "the dead endpoint's events are still waiting"

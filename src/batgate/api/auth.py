@@ -8,11 +8,12 @@ credentials, never the credentials themselves.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 
@@ -32,6 +33,7 @@ class Authenticator:
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, tuple[Account, float]] = {}
+        self._pending: dict[str, asyncio.Future[Account | None]] = {}
 
     async def authenticate(self, headers: Mapping[str, str]) -> Account:
         """The calling account, or ApiError 401 (with `WWW-Authenticate`)."""
@@ -46,11 +48,7 @@ class Authenticator:
 
     async def _by_key(self, api_key: str) -> Account | None:
         digest = key_hash(api_key)
-        cached = self._cached("k" + digest)
-        if cached is not None:
-            return cached
-        account = await self._store.account_by_key_hash(digest)
-        return self._remember("k" + digest, account)
+        return await self._once("k" + digest, lambda: self._store.account_by_key_hash(digest))
 
     async def _by_basic(self, header: str | None) -> Account | None:
         credentials = _basic_credentials(header)
@@ -60,13 +58,34 @@ class Authenticator:
         if username == "@":
             return await self._by_key(password)
         slot = "b" + hashlib.sha256(f"{username}\0{password}".encode(errors="replace")).hexdigest()
+
+        async def verify() -> Account | None:
+            account = await self._store.account_by_username(username)
+            hashed = None if account is None else account.password_hash
+            ok = await anyio.to_thread.run_sync(verify_password, hashed, password)
+            return account if ok else None
+
+        return await self._once(slot, verify)
+
+    async def _once(
+        self, slot: str, lookup: Callable[[], Awaitable[Account | None]]
+    ) -> Account | None:
+        """The cached answer, or one lookup shared by every request that needs it.
+
+        Without the sharing, the moment a busy key's entry expires every request
+        in flight would query the store (and hash the password) at once.
+        """
         cached = self._cached(slot)
         if cached is not None:
             return cached
-        account = await self._store.account_by_username(username)
-        hashed = None if account is None else account.password_hash
-        ok = await anyio.to_thread.run_sync(verify_password, hashed, password)
-        return self._remember(slot, account if ok else None)
+        pending = self._pending.get(slot)
+        if pending is None:
+            pending = asyncio.ensure_future(lookup())
+            self._pending[slot] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(slot, None))
+            account = await asyncio.shield(pending)
+            return self._remember(slot, account)
+        return await asyncio.shield(pending)
 
     def _cached(self, slot: str) -> Account | None:
         hit = self._cache.get(slot)

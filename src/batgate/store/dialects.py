@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 
 from batgate.store.schema import accounts, message_events, messages
@@ -34,7 +36,12 @@ def claim_due(dialect: str, worker: str, now: float, lease_until: float, limit: 
 
 
 def claim_webhooks(
-    dialect: str, worker: str, now: float, lease_until: float, limit: int
+    dialect: str,
+    worker: str,
+    now: float,
+    lease_until: float,
+    limit: int,
+    skip_accounts: Sequence[int] = (),
 ) -> sa.Update:
     """Lease up to `limit` due webhook events, in order within each message.
 
@@ -64,6 +71,13 @@ def claim_webhooks(
         .order_by(message_events.c.next_attempt_at)
         .limit(limit)
     )
+    if skip_accounts:
+        due = due.where(
+            sa.or_(
+                message_events.c.url.is_not(None),
+                message_events.c.account_id.not_in(skip_accounts),
+            )
+        )
     if dialect == "postgresql":
         due = due.with_for_update(of=message_events, skip_locked=True)
     return (

@@ -18,8 +18,18 @@ class Outbox:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def claim(self, worker: str, now: float, lease: float, limit: int) -> list[WebhookEvent]:
-        stmt = dialects.claim_webhooks(self.db.dialect, worker, now, now + lease, limit)
+    async def claim(
+        self,
+        worker: str,
+        now: float,
+        lease: float,
+        limit: int,
+        skip_accounts: Sequence[int] = (),
+    ) -> list[WebhookEvent]:
+        """Lease due events; those of `skip_accounts` going to the account URL wait."""
+        stmt = dialects.claim_webhooks(
+            self.db.dialect, worker, now, now + lease, limit, skip_accounts
+        )
         async with self.db.writer.begin() as conn:
             rows = (await conn.execute(stmt)).all()
         return sorted((_event(row) for row in rows), key=lambda e: e.id)
