@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,11 @@ from batgate.store.schema import (
 )
 
 _BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
+_DELIVERY = {s.value: s for s in DeliveryStatus}
+_CHANNEL = {s.value: s for s in ChannelStatus}
+_TYPE = {t.value: t for t in MessageType}
+# A message row from a plain DBAPI tuple, with the same attribute names as sa.Row.
+_MessageRow = namedtuple("_MessageRow", [c.name for c in messages.c])  # type: ignore[misc]
 
 
 class DuplicateAccountError(Exception):
@@ -80,6 +86,8 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.outbox = Outbox(db)
+        # The hot status read, on SQLite: see Database.lookup and point_read.
+        self._read_by_id = db.point_read(_BY_ID) if db.lookup is not None else None
 
     @classmethod
     def connect(cls, url: str) -> Store:
@@ -248,12 +256,11 @@ class Store:
             return {status: (int(count), int(billed)) for status, count, billed in rows}
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
-        query = _BY_ID.params(id=message_id)
-        if self.db.lookup is not None:
-            row = self.db.lookup.execute(query).one_or_none()
-        else:
-            async with self.db.reader.connect() as conn:
-                row = (await conn.execute(query)).one_or_none()
+        if self._read_by_id is not None:
+            found = self._read_by_id(message_id)
+            return None if found is None else _message(_MessageRow(*found))
+        async with self.db.reader.connect() as conn:
+            row = (await conn.execute(_BY_ID, {"id": message_id})).one_or_none()
         return None if row is None else _message(row)
 
     async def claim_due(
@@ -515,15 +522,18 @@ def _progress_values(p: Progress) -> dict[str, Any]:
     }
 
 
-def _message(row: sa.Row[Any]) -> MessageRecord:
+def _message(row: Any) -> MessageRecord:
+    """A message row (an sa.Row or a _MessageRow: the same attributes) as a domain object."""
+    # Plain dict look-ups: calling an Enum class costs ~10 times as much, and this
+    # runs for every status read and every claimed message.
     progress = Progress(
-        status=DeliveryStatus(row.status),
+        status=_DELIVERY[row.status],
         step=row.step,
-        steps=tuple(ChannelStatus(s) for s in row.steps.split(",")),
+        steps=tuple(_CHANNEL[s] for s in row.steps.split(",")),
         attempts=row.attempts,
         due_at=row.due_at,
         deadline=row.deadline,
-        receipt=None if row.receipt is None else ChannelStatus(row.receipt),
+        receipt=None if row.receipt is None else _CHANNEL[row.receipt],
         carrier_ref=row.carrier_ref,
     )
     return MessageRecord(
@@ -532,7 +542,7 @@ def _message(row: sa.Row[Any]) -> MessageRecord:
         account_id=row.account_id,
         customer_message_id=row.customer_message_id,
         to=row.recipient,
-        type=MessageType(row.type),
+        type=_TYPE[row.type],
         chain=tuple(Step.from_json(s) for s in orjson.loads(row.chain)),
         callback_url=row.callback_url,
         progress=progress,
