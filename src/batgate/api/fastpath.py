@@ -26,6 +26,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _PREFIX = "/bat/message/"
 _JSON = (b"content-type", b"application/json")
+_CREDENTIALS = {b"authorization": "authorization", b"x-authorization-key": "x-authorization-key"}
 
 
 class FastPath:
@@ -51,8 +52,11 @@ class FastPath:
     async def _status(self, scope: Scope, send: Send, message_id: str) -> None:
         headers: dict[str, str] = {}
         for key, value in scope["headers"]:
-            # The first of repeated headers wins, as in Starlette (the FastAPI route).
-            headers.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+            # Only the credentials are read here; the first of repeated headers wins,
+            # as in Starlette (the FastAPI route).
+            name = _CREDENTIALS.get(key)
+            if name is not None and name not in headers:
+                headers[name] = value.decode("latin-1")
         try:
             account = await self._gate.admit(headers)
             body = await self._statuses.render(account.id, message_id)
