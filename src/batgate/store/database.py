@@ -105,11 +105,9 @@ def _sqlite_lookup(url: sa.URL) -> sa.Connection:
         poolclass=sa.pool.StaticPool,
         connect_args={"check_same_thread": False, "timeout": 30},
     )
-    connection = engine.connect()
-    # Pages through a memory map rather than a read() system call each: point reads
-    # of a hot database then cost no I/O calls at all.
-    connection.exec_driver_sql("PRAGMA mmap_size=1073741824")
-    return connection
+    # No mmap_size here: it saves a pread() per read (~5 % more lookups/s) but maps
+    # the pages it touches into this process's RSS (+50 MB for 100,000 messages).
+    return engine.connect()
 
 
 def _sqlite_engine(url: sa.URL, *, writer: bool) -> AsyncEngine:
