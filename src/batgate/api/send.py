@@ -136,7 +136,7 @@ def _echo(raw: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _printable(value: str) -> str:
-    """The caller's string, with lone surrogates (not valid UTF-8) escaped as `\\udXXX`."""
+    """The caller's string, with lone surrogates (not valid UTF-8) escaped (`\\ud800`)."""
     try:
         value.encode()
     except UnicodeEncodeError:

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import os
 import time
-from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batgate.domain.lifecycle import Progress, Transition
-from batgate.domain.messages import MessageType, NewMessage, Step
+from batgate.domain.lifecycle import Transition
+from batgate.domain.messages import NewMessage
 from batgate.domain.notifications import Notification
 from batgate.domain.pricing import Rate
 from batgate.domain.records import Account, MessageRecord
-from batgate.domain.status import ChannelStatus, DeliveryStatus
+from batgate.domain.status import DeliveryStatus
 from batgate.store import dialects
 from batgate.store.database import Database
 from batgate.store.outbox import Outbox
+from batgate.store.rows import (
+    MessageRow,
+    account_from_row,
+    event_row,
+    message_from_row,
+    new_message_row,
+    progress_values,
+)
 from batgate.store.schema import (
     accounts,
     idempotency_keys,
@@ -32,11 +38,6 @@ from batgate.store.schema import (
 )
 
 _BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
-_DELIVERY = {s.value: s for s in DeliveryStatus}
-_CHANNEL = {s.value: s for s in ChannelStatus}
-_TYPE = {t.value: t for t in MessageType}
-# A message row from a plain DBAPI tuple, with the same attribute names as sa.Row.
-_MessageRow = namedtuple("_MessageRow", [c.name for c in messages.c])  # type: ignore[misc]
 
 
 class DuplicateAccountError(Exception):
@@ -127,7 +128,7 @@ class Store:
                 ).one()
         except sa.exc.IntegrityError as exc:
             raise DuplicateAccountError(username) from exc
-        return _account(row)
+        return account_from_row(row)
 
     async def account_by_key_hash(self, key_hash: str) -> Account | None:
         return await self._one_account(accounts.c.api_key_hash == key_hash)
@@ -141,7 +142,7 @@ class Store:
     async def list_accounts(self) -> list[Account]:
         async with self.db.reader.connect() as conn:
             result = await conn.execute(sa.select(accounts).order_by(accounts.c.id))
-            return [_account(row) for row in result]
+            return [account_from_row(row) for row in result]
 
     async def update_account(self, username: str, **values: Any) -> Account | None:
         async with self.db.writer.begin() as conn:
@@ -153,7 +154,7 @@ class Store:
                     .returning(*accounts.c)
                 )
             ).one_or_none()
-        return None if row is None else _account(row)
+        return None if row is None else account_from_row(row)
 
     async def rotate_webhook_secret(
         self, username: str, secret: str, previous_until: float
@@ -172,7 +173,7 @@ class Store:
                     .returning(*accounts.c)
                 )
             ).one_or_none()
-        return None if row is None else _account(row)
+        return None if row is None else account_from_row(row)
 
     async def _one_account(self, where: sa.ColumnElement[bool]) -> Account | None:
         query = sa.select(accounts).where(where)
@@ -181,7 +182,7 @@ class Store:
         else:
             async with self.db.reader.connect() as conn:
                 row = (await conn.execute(query)).one_or_none()
-        return None if row is None else _account(row)
+        return None if row is None else account_from_row(row)
 
     # -- messages -------------------------------------------------------------
 
@@ -258,10 +259,10 @@ class Store:
     async def get_message(self, message_id: str) -> MessageRecord | None:
         if self._read_by_id is not None:
             found = self._read_by_id(message_id)
-            return None if found is None else _message(_MessageRow(*found))
+            return None if found is None else message_from_row(MessageRow(*found))
         async with self.db.reader.connect() as conn:
             row = (await conn.execute(_BY_ID, {"id": message_id})).one_or_none()
-        return None if row is None else _message(row)
+        return None if row is None else message_from_row(row)
 
     async def claim_due(
         self, worker: str, now: float, lease: float, limit: int
@@ -269,7 +270,7 @@ class Store:
         stmt = dialects.claim_due(self.db.dialect, worker, now, now + lease, limit)
         async with self.db.writer.begin() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [_message(row) for row in rows]
+        return [message_from_row(row) for row in rows]
 
     async def apply(
         self,
@@ -306,7 +307,7 @@ class Store:
                     if account_id not in hooks:
                         hooks[account_id] = await _has_webhook(conn, account_id)
                     events += [
-                        _event_row(change.record, n, now, hooks[account_id])
+                        event_row(change.record, n, now, hooks[account_id])
                         for n in change.notifications
                     ]
             if events:
@@ -319,7 +320,7 @@ class Store:
             return {}
         async with self.db.reader.connect() as conn:
             result = await conn.execute(sa.select(accounts).where(accounts.c.id.in_(wanted)))
-            return {row.id: _account(row) for row in result}
+            return {row.id: account_from_row(row) for row in result}
 
     async def release(self, record: MessageRecord) -> None:
         """Give a claimed message back untouched (nothing was due after all)."""
@@ -392,7 +393,7 @@ def _change_statement(change: Change, now: float) -> tuple[sa.Update, dict[str, 
     params: dict[str, Any] = {"b_id": record.id, "b_version": record.version}
     if change.transition is None:
         return _RELEASE, params | {"v_claimed_by": None, "v_claimed_until": None}
-    values = _progress_values(change.transition.progress)
+    values = progress_values(change.transition.progress)
     values.update(version=record.version + 1, updated_at=now, claimed_by=None)
     values["claimed_until"] = None
     priced = change.priced
@@ -429,7 +430,7 @@ async def _insert_batch(
     ).scalar_one()
     if batch:
         rows = [
-            _new_row(mid, list_id, account.id, account.currency, m, now)
+            new_message_row(mid, list_id, account.id, account.currency, m, now)
             for mid, m in zip(ids, batch, strict=True)
         ]
         await conn.execute(messages.insert(), rows)
@@ -449,108 +450,3 @@ async def _replay(
     if row.body_hash != idem.body_hash:
         raise IdempotencyConflict(idem.key)
     return str(row.response).encode()
-
-
-def _event_row(
-    record: MessageRecord, n: Notification, now: float, account_hook: bool
-) -> dict[str, Any]:
-    pending = n.payload is not None and (n.url is not None or account_hook)
-    return {
-        "message_id": record.id,
-        "account_id": record.account_id,
-        "status": n.status.value,
-        "at": now,
-        "payload": n.payload.decode() if pending and n.payload is not None else None,
-        "url": n.url,
-        "state": "pending" if pending else "none",
-        "attempts": 0,
-        "next_attempt_at": now if pending else None,
-    }
-
-
-def _account(row: sa.Row[Any]) -> Account:
-    return Account(
-        id=row.id,
-        username=row.username,
-        currency=row.currency,
-        webhook_url=row.webhook_url,
-        webhook_secret=row.webhook_secret,
-        disabled=bool(row.disabled),
-        password_hash=row.password_hash,
-        webhook_enabled=bool(row.webhook_enabled),
-        previous_webhook_secret=row.previous_webhook_secret,
-        previous_secret_until=row.previous_secret_until,
-    )
-
-
-def _new_row(
-    message_id: str, list_id: int, account_id: int, currency: str, m: NewMessage, now: float
-) -> dict[str, Any]:
-    row = _progress_values(Progress.new(m.steps, now))
-    row.update(
-        id=message_id,
-        messagelist_id=list_id,
-        account_id=account_id,
-        customer_message_id=m.customer_message_id,
-        recipient=m.to,
-        type=m.primary.type.value,
-        chain=orjson.dumps([s.to_json() for s in m.steps]).decode(),
-        callback_url=m.callback_url,
-        claimed_by=None,
-        claimed_until=None,
-        rate_micros=None,
-        rate_currency=None,
-        bill_micros=None,
-        bill_currency=currency,
-        version=0,
-        created_at=now,
-        updated_at=now,
-    )
-    return row
-
-
-def _progress_values(p: Progress) -> dict[str, Any]:
-    return {
-        "status": p.status.value,
-        "step": p.step,
-        "steps": ",".join(s.value for s in p.steps),
-        "attempts": p.attempts,
-        "due_at": p.due_at,
-        "deadline": p.deadline,
-        "receipt": None if p.receipt is None else p.receipt.value,
-        "carrier_ref": p.carrier_ref,
-    }
-
-
-def _message(row: Any) -> MessageRecord:
-    """A message row (an sa.Row or a _MessageRow: the same attributes) as a domain object."""
-    # Plain dict look-ups: calling an Enum class costs ~10 times as much, and this
-    # runs for every status read and every claimed message.
-    progress = Progress(
-        status=_DELIVERY[row.status],
-        step=row.step,
-        steps=tuple(_CHANNEL[s] for s in row.steps.split(",")),
-        attempts=row.attempts,
-        due_at=row.due_at,
-        deadline=row.deadline,
-        receipt=None if row.receipt is None else _CHANNEL[row.receipt],
-        carrier_ref=row.carrier_ref,
-    )
-    return MessageRecord(
-        id=row.id,
-        messagelist_id=row.messagelist_id,
-        account_id=row.account_id,
-        customer_message_id=row.customer_message_id,
-        to=row.recipient,
-        type=_TYPE[row.type],
-        chain=tuple(Step.from_json(s) for s in orjson.loads(row.chain)),
-        callback_url=row.callback_url,
-        progress=progress,
-        version=row.version,
-        rate_micros=row.rate_micros,
-        rate_currency=row.rate_currency,
-        bill_micros=row.bill_micros,
-        bill_currency=row.bill_currency,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )

@@ -1,0 +1,127 @@
+"""Rows to domain objects and back: the store's one place for that conversion."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from batgate.domain.lifecycle import Progress
+from batgate.domain.messages import MessageType, NewMessage, Step
+from batgate.domain.notifications import Notification
+from batgate.domain.records import Account, MessageRecord
+from batgate.domain.status import ChannelStatus, DeliveryStatus
+from batgate.store.schema import messages
+
+_DELIVERY = {s.value: s for s in DeliveryStatus}
+_CHANNEL = {s.value: s for s in ChannelStatus}
+_TYPE = {t.value: t for t in MessageType}
+# A message row from a plain DBAPI tuple, with the same attribute names as sa.Row.
+MessageRow = namedtuple("MessageRow", [c.name for c in messages.c])  # type: ignore[misc]
+
+
+def event_row(
+    record: MessageRecord, n: Notification, now: float, account_hook: bool
+) -> dict[str, Any]:
+    pending = n.payload is not None and (n.url is not None or account_hook)
+    return {
+        "message_id": record.id,
+        "account_id": record.account_id,
+        "status": n.status.value,
+        "at": now,
+        "payload": n.payload.decode() if pending and n.payload is not None else None,
+        "url": n.url,
+        "state": "pending" if pending else "none",
+        "attempts": 0,
+        "next_attempt_at": now if pending else None,
+    }
+
+
+def account_from_row(row: sa.Row[Any]) -> Account:
+    return Account(
+        id=row.id,
+        username=row.username,
+        currency=row.currency,
+        webhook_url=row.webhook_url,
+        webhook_secret=row.webhook_secret,
+        disabled=bool(row.disabled),
+        password_hash=row.password_hash,
+        webhook_enabled=bool(row.webhook_enabled),
+        previous_webhook_secret=row.previous_webhook_secret,
+        previous_secret_until=row.previous_secret_until,
+    )
+
+
+def new_message_row(
+    message_id: str, list_id: int, account_id: int, currency: str, m: NewMessage, now: float
+) -> dict[str, Any]:
+    row = progress_values(Progress.new(m.steps, now))
+    row.update(
+        id=message_id,
+        messagelist_id=list_id,
+        account_id=account_id,
+        customer_message_id=m.customer_message_id,
+        recipient=m.to,
+        type=m.primary.type.value,
+        chain=orjson.dumps([s.to_json() for s in m.steps]).decode(),
+        callback_url=m.callback_url,
+        claimed_by=None,
+        claimed_until=None,
+        rate_micros=None,
+        rate_currency=None,
+        bill_micros=None,
+        bill_currency=currency,
+        version=0,
+        created_at=now,
+        updated_at=now,
+    )
+    return row
+
+
+def progress_values(p: Progress) -> dict[str, Any]:
+    return {
+        "status": p.status.value,
+        "step": p.step,
+        "steps": ",".join(s.value for s in p.steps),
+        "attempts": p.attempts,
+        "due_at": p.due_at,
+        "deadline": p.deadline,
+        "receipt": None if p.receipt is None else p.receipt.value,
+        "carrier_ref": p.carrier_ref,
+    }
+
+
+def message_from_row(row: Any) -> MessageRecord:
+    """A message row (an sa.Row or a MessageRow: the same attributes) as a domain object."""
+    # Plain dict look-ups: calling an Enum class costs ~10 times as much, and this
+    # runs for every status read and every claimed message.
+    progress = Progress(
+        status=_DELIVERY[row.status],
+        step=row.step,
+        steps=tuple(_CHANNEL[s] for s in row.steps.split(",")),
+        attempts=row.attempts,
+        due_at=row.due_at,
+        deadline=row.deadline,
+        receipt=None if row.receipt is None else _CHANNEL[row.receipt],
+        carrier_ref=row.carrier_ref,
+    )
+    return MessageRecord(
+        id=row.id,
+        messagelist_id=row.messagelist_id,
+        account_id=row.account_id,
+        customer_message_id=row.customer_message_id,
+        to=row.recipient,
+        type=_TYPE[row.type],
+        chain=tuple(Step.from_json(s) for s in orjson.loads(row.chain)),
+        callback_url=row.callback_url,
+        progress=progress,
+        version=row.version,
+        rate_micros=row.rate_micros,
+        rate_currency=row.rate_currency,
+        bill_micros=row.bill_micros,
+        bill_currency=row.bill_currency,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
