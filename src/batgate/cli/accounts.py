@@ -30,12 +30,15 @@ def create(
     username: str,
     password: Annotated[str | None, typer.Option(help="Password for HTTP Basic login.")] = None,
     webhook_url: Annotated[str | None, typer.Option(help="Where status webhooks go.")] = None,
-    currency: Annotated[str, typer.Option(help="Billing currency (ISO 4217).")] = "USD",
+    currency: Annotated[
+        str | None,
+        typer.Option(help="Billing currency (ISO 4217); default: the default_currency setting."),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an account; prints {"username", "apiKey", "webhookSecret"} as JSON."""
     settings = settings_for(database_url)
-    currency = currency.upper()
+    currency = (currency or settings.default_currency).upper()
     if currency not in settings.fx:
         fail(f"unknown currency {currency!r}; known: {', '.join(sorted(settings.fx))}")
     if webhook_url is not None and not is_http_url(webhook_url):

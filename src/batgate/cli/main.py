@@ -119,7 +119,12 @@ def _print_demo(settings: Settings) -> None:
         async with open_store(settings) as store:
             if await store.update_account("demo", api_key_hash=key_hash(api_key)) is None:
                 await store.create_account(
-                    "demo", key_hash(api_key), None, None, new_webhook_secret(), "USD"
+                    "demo",
+                    key_hash(api_key),
+                    None,
+                    None,
+                    new_webhook_secret(),
+                    settings.default_currency,
                 )
 
     run(main)

@@ -207,31 +207,40 @@ class Store:
         is stored and the first response comes back; the same key with another
         body raises IdempotencyConflict.
         """
-        for attempt in (1, 2):
-            try:
-                async with self.db.writer.begin() as conn:
-                    if idempotency is not None:
-                        seen = await _replay(conn, account.id, idempotency, now)
-                        if seen is not None:
-                            return seen
-                    list_id, ids = await _insert_batch(conn, account, batch, now)
-                    response = render(list_id, ids)
-                    if idempotency is not None:
-                        await conn.execute(
-                            idempotency_keys.insert().values(
-                                account_id=account.id,
-                                key=idempotency.key,
-                                body_hash=idempotency.body_hash,
-                                response=response.decode(),
-                                created_at=now,
-                            )
-                        )
-                    return response
-            except sa.exc.IntegrityError:
-                # Another process stored the same key first (PostgreSQL); replay it.
-                if idempotency is None or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return await self._send_batch_once(account, batch, now, render, idempotency)
+        except sa.exc.IntegrityError:
+            if idempotency is None:
+                raise
+            # Another process stored the same key first (PostgreSQL): replay its answer.
+            return await self._send_batch_once(account, batch, now, render, idempotency)
+
+    async def _send_batch_once(
+        self,
+        account: Account,
+        batch: Sequence[NewMessage],
+        now: float,
+        render: Callable[[int, list[str]], bytes],
+        idempotency: Idempotency | None,
+    ) -> bytes:
+        async with self.db.writer.begin() as conn:
+            if idempotency is not None:
+                seen = await _replay(conn, account.id, idempotency, now)
+                if seen is not None:
+                    return seen
+            list_id, ids = await _insert_batch(conn, account, batch, now)
+            response = render(list_id, ids)
+            if idempotency is not None:
+                await conn.execute(
+                    idempotency_keys.insert().values(
+                        account_id=account.id,
+                        key=idempotency.key,
+                        body_hash=idempotency.body_hash,
+                        response=response.decode(),
+                        created_at=now,
+                    )
+                )
+            return response
 
     async def messagelist_summary(
         self, account_id: int, messagelist_id: int

@@ -118,15 +118,6 @@ class Outbox:
             rows = (await conn.execute(query)).all()
         return [_view(row) for row in rows]
 
-    async def attempts_of(self, event_id: int) -> list[dict[str, Any]]:
-        async with self.db.reader.connect() as conn:
-            rows = await conn.execute(
-                sa.select(webhook_attempts)
-                .where(webhook_attempts.c.event_id == event_id)
-                .order_by(webhook_attempts.c.id)
-            )
-            return [dict(row._mapping) for row in rows]
-
 
 def _event(row: sa.Row[Any]) -> WebhookEvent:
     return WebhookEvent(
