@@ -62,6 +62,8 @@ messages = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # Claims after a lease ran out (each may re-send an unrecorded hand-over).
+    sa.Column("reclaims", sa.Integer, nullable=False, server_default="0"),
 )
 # Only messages the engine still has to look at carry a due time; final ones leave the index.
 sa.Index(
@@ -70,7 +72,7 @@ sa.Index(
     sqlite_where=messages.c.due_at.is_not(None),
     postgresql_where=messages.c.due_at.is_not(None),
 )
-sa.Index("ix_messages_messagelist", messages.c.messagelist_id)
+sa.Index("ix_messages_messagelist", messages.c.messagelist_id, messages.c.id)
 sa.Index(
     "ix_messages_carrier_ref",
     messages.c.carrier_ref,
@@ -139,4 +141,13 @@ idempotency_keys = sa.Table(
     sa.Column("body_hash", sa.String(64), nullable=False),
     sa.Column("response", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# The per-account rate limit's token buckets, shared by every API process.
+rate_buckets = sa.Table(
+    "rate_buckets",
+    metadata,
+    sa.Column("account_id", sa.Integer, primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("stamp", sa.Float, nullable=False),
 )
