@@ -16,7 +16,13 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/batgate serve --demo
 
+# Integration and end-to-end tests run on SQLite and on PostgreSQL (BATGATE_TEST_BACKENDS
+# picks; default both): PostgreSQL is started, or installed, when it is missing.
+BATGATE_TEST_BACKENDS ?= sqlite,postgresql
+export BATGATE_TEST_BACKENDS
+
 test: install
+	@case "$(BATGATE_TEST_BACKENDS)" in *postgresql*) scripts/ensure-postgres ;; esac
 	$(BIN)/python -m pytest
 
 lint: install

@@ -1,27 +1,20 @@
-"""Fixtures of the integration tests: a real SQLite store in a temporary directory."""
+"""Fixtures of the integration tests: a real store on each backend (tests/databases.py)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Iterator
-from contextlib import closing
-from pathlib import Path
 
 import pytest
-from integration_support import db_url, make_account
+from integration_support import make_account
 
 from batgate.domain.records import Account
 from batgate.store.manager import Store
+from databases import Raw, raw_connection
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "t.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[Store]:
-    s = Store.connect(db_url(db_path))
+async def store(database_url: str) -> AsyncIterator[Store]:
+    s = Store.connect(database_url)
     await s.upgrade()
     try:
         yield s
@@ -30,9 +23,9 @@ async def store(db_path: Path) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-def raw(db_path: Path) -> Iterator[sqlite3.Connection]:
-    """A plain sqlite3 connection to the same file, for looking behind the store."""
-    with closing(sqlite3.connect(db_path)) as conn:
+def raw(database_url: str) -> Iterator[Raw]:
+    """Plain SQL on the same database, for looking behind the store."""
+    with raw_connection(database_url) as conn:
         yield conn
 
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import base64
 import random
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager, closing
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +19,7 @@ import orjson
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import Body, FastAPI
-from integration_support import Clock, db_url
+from integration_support import Clock
 from pydantic import BaseModel
 
 from batgate.api.app import create_app
@@ -33,6 +31,7 @@ from batgate.domain.messages import Channel
 from batgate.engine.dispatcher import Dispatcher
 from batgate.engine.ratebook import RateBook
 from batgate.store.manager import Store
+from databases import raw_connection
 
 KEY_A, KEY_B, KEY_C = "alice-api-key-0123456789", "bob-api-key-0123456789", "carol-api-key-01"
 PASSWORD = "correct horse"
@@ -59,7 +58,7 @@ BOB = key(KEY_B)
 class Api:
     client: httpx.AsyncClient  # the app as deployed
     mounted: httpx.AsyncClient  # the same app under a root path: the fast path steps aside
-    db_path: Path
+    database_url: str
 
     async def send(self, *messages: dict[str, Any], headers: dict[str, str] = ALICE) -> list[str]:
         response = await self.client.post(
@@ -69,8 +68,8 @@ class Api:
         return [m["messageId"] for m in response.json()["messages"]]
 
 
-async def create_accounts(db_path: Path) -> None:
-    store = Store.connect(db_url(db_path))
+async def create_accounts(database_url: str) -> None:
+    store = Store.connect(database_url)
     try:
         await store.upgrade()
         for username, api_key, password_hash, currency in [
@@ -87,9 +86,9 @@ async def create_accounts(db_path: Path) -> None:
 
 
 @asynccontextmanager
-async def running(db_path: Path, **overrides: Any) -> AsyncIterator[Api]:
+async def running(database_url: str, **overrides: Any) -> AsyncIterator[Api]:
     values: dict[str, Any] = {
-        "database_url": db_url(db_path),
+        "database_url": database_url,
         "rate_limit": RateLimitSettings(enabled=False),
     }
     values.update(overrides)
@@ -105,17 +104,17 @@ async def running(db_path: Path, **overrides: Any) -> AsyncIterator[Api]:
                 base_url=f"http://t{MOUNT}",
             )
         )
-        yield Api(client, mounted, db_path)
+        yield Api(client, mounted, database_url)
 
 
 @pytest.fixture
-async def accounts(db_path: Path) -> Path:
-    await create_accounts(db_path)
-    return db_path
+async def accounts(database_url: str) -> str:
+    await create_accounts(database_url)
+    return database_url
 
 
 @pytest.fixture
-async def api(accounts: Path) -> AsyncIterator[Api]:
+async def api(accounts: str) -> AsyncIterator[Api]:
     async with running(accounts) as a:
         yield a
 
@@ -132,9 +131,9 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     return body["error"]
 
 
-async def finish_all(db_path: Path) -> None:
+async def finish_all(database_url: str) -> None:
     """Run the real dispatcher and sandbox on the database until every message is final."""
-    store = Store.connect(db_url(db_path))
+    store = Store.connect(database_url)
     clock = Clock(time.time() + 1)
     sandbox = Simulator(SandboxSettings(), clock=clock, rng=random.Random(0))
     dispatcher = Dispatcher(
@@ -148,7 +147,7 @@ async def finish_all(db_path: Path) -> None:
     try:
         for _ in range(200):
             await dispatcher.tick()
-            with closing(sqlite3.connect(db_path)) as conn:
+            with raw_connection(database_url) as conn:
                 (open_,) = conn.execute(
                     "SELECT count(*) FROM messages WHERE due_at IS NOT NULL"
                 ).fetchone()
@@ -303,7 +302,7 @@ async def test_bad_request(api: Api, body: bytes) -> None:
         headers={**ALICE, "content-type": "application/json"},
     )
     assert_error(response, 400, "INVALID_REQUEST")
-    with closing(sqlite3.connect(api.db_path)) as conn:
+    with raw_connection(api.database_url) as conn:
         assert conn.execute("SELECT count(*) FROM messages").fetchone() == (0,)
 
 
@@ -380,7 +379,7 @@ async def test_framework_errors_are_mapped(
 
 
 @pytest.fixture
-async def small_api(accounts: Path) -> AsyncIterator[Api]:
+async def small_api(accounts: str) -> AsyncIterator[Api]:
     async with running(accounts, max_messages_per_request=3, max_body_bytes=4096) as a:
         yield a
 
@@ -439,7 +438,7 @@ async def test_body_just_under_the_limit(small_api: Api) -> None:
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=["send", "status"])
-async def test_rate_limited(accounts: Path, method: str, path: str) -> None:
+async def test_rate_limited(accounts: str, method: str, path: str) -> None:
     limits = RateLimitSettings(enabled=True, rate=0.001, burst=2)
     async with running(accounts, rate_limit=limits) as api:
         content = orjson.dumps({"messages": [SMS]}) if method == "POST" else None
@@ -502,7 +501,7 @@ async def test_fast_path_answers_like_the_route(api: Api, case: StatusCase) -> N
         "fallback": {"type": "sms", "text": "hello by sms"},
     }
     finals = await api.send(SMS, fallback)
-    await finish_all(api.db_path)
+    await finish_all(api.database_url)
     (scheduled,) = await api.send(SMS)
     path, headers = case([scheduled, *finals])
     # Twice: the second answer of a final status comes from the cache.
@@ -512,7 +511,7 @@ async def test_fast_path_answers_like_the_route(api: Api, case: StatusCase) -> N
 
 async def test_final_status_is_served_from_the_cache(api: Api) -> None:
     (mid,) = await api.send(SMS)
-    await finish_all(api.db_path)
+    await finish_all(api.database_url)
     first = await api.client.get(f"/bat/message/{mid}", headers=ALICE)
     assert first.status_code == 200
     assert first.json()["deliverystatus"] == "delivered"
@@ -520,7 +519,7 @@ async def test_final_status_is_served_from_the_cache(api: Api) -> None:
     second = await api.client.get(f"/bat/message/{mid}", headers=ALICE)
     assert second.content == first.content
     # Final statuses never change, so the answer no longer needs the row at all.
-    with closing(sqlite3.connect(api.db_path)) as conn, conn:
+    with raw_connection(api.database_url) as conn:
         conn.execute("DELETE FROM messages WHERE id = ?", (mid,))
     third = await api.client.get(f"/bat/message/{mid}", headers=ALICE)
     assert third.content == first.content
@@ -532,7 +531,7 @@ async def test_non_final_status_is_not_cached(api: Api) -> None:
     (mid,) = await api.send(SMS)
     before = await api.client.get(f"/bat/message/{mid}", headers=ALICE)
     assert before.json()["deliverystatus"] == "scheduled"
-    await finish_all(api.db_path)
+    await finish_all(api.database_url)
     after = await api.client.get(f"/bat/message/{mid}", headers=ALICE)
     assert after.json()["deliverystatus"] == "delivered"
     assert "cost" in after.json()

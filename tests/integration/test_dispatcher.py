@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-from integration_support import Clock, db_url, make_account, new_message
+from integration_support import Clock, make_account, new_message
 
 from batgate.api.status import status_view
 from batgate.channels.base import Connector, Outbound
@@ -32,6 +29,7 @@ from batgate.domain.status import DeliveryStatus as DS
 from batgate.engine.dispatcher import Dispatcher
 from batgate.engine.ratebook import RateBook, configured_rates
 from batgate.store.manager import Store
+from databases import raw_connection
 
 T0 = 1_700_000_000.0
 TICK = 0.25
@@ -64,7 +62,7 @@ class Recording:
 class Rig:
     store: Store
     clock: Clock
-    db_path: Path
+    database_url: str
     log: list[tuple[str, str, Channel, int]] = field(default_factory=list)
     dispatchers: list[Dispatcher] = field(default_factory=list)
 
@@ -91,7 +89,7 @@ class Rig:
 
     def open_messages(self) -> tuple[int, float | None]:
         """How many messages are not final yet, and the earliest time one is due."""
-        with closing(sqlite3.connect(self.db_path)) as conn:
+        with raw_connection(self.database_url) as conn:
             n, due = conn.execute(
                 "SELECT count(*), min(due_at) FROM messages WHERE due_at IS NOT NULL"
             ).fetchone()
@@ -113,8 +111,8 @@ class Rig:
 
 
 @pytest.fixture
-def rig(store: Store, db_path: Path) -> Rig:
-    return Rig(store, Clock(T0), db_path)
+def rig(store: Store, database_url: str) -> Rig:
+    return Rig(store, Clock(T0), database_url)
 
 
 async def insert(rig: Rig, account: Account, batch: Sequence[NewMessage]) -> list[str]:
@@ -392,12 +390,14 @@ def expected_sends(ending: str, chain: Iterable[MessageType]) -> Counter[Channel
     return Counter(channels[:1] if ending != "0001" else channels)
 
 
-async def test_two_dispatchers_never_send_twice(rig: Rig, account: Account, db_path: Path) -> None:
+async def test_two_dispatchers_never_send_twice(
+    rig: Rig, account: Account, database_url: str
+) -> None:
     kinds = [("4567", (SMS,)), ("0001", (SMS,)), ("0003", (VIBER, SMS)), ("0002", (SMS,))]
     kinds += [("4567", (VIBER, SMS)), ("0001", (VIBER, SMS))]
     plan = [(kinds[i % len(kinds)][0], kinds[i % len(kinds)][1]) for i in range(60)]
     ids = await insert(rig, account, [new_message(to(e), *chain) for e, chain in plan])
-    second = Store.connect(db_url(db_path))
+    second = Store.connect(database_url)
     small = DispatcherSettings(batch_size=7, concurrency=4)
     try:
         rig.dispatcher(label="d1", settings=small)

@@ -1,0 +1,31 @@
+"""Fixtures of every test directory: the database backends each test runs on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from databases import BACKENDS, Databases
+
+
+@pytest.fixture(scope="session")
+def databases() -> Iterator[Databases]:
+    made = Databases()
+    try:
+        yield made
+    finally:
+        made.drop_all()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend of this test: each test using it runs once per backend."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(databases: Databases, backend: str, tmp_path: Path) -> str:
+    """A fresh, migrated database of the test's backend."""
+    return databases.url(backend, tmp_path)

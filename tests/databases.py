@@ -1,0 +1,154 @@
+"""Throwaway databases for the tests: a SQLite file, or a PostgreSQL database of this run.
+
+Every integration and end-to-end test runs on each backend in `BACKENDS`
+(environment `BATGATE_TEST_BACKENDS`, default ``sqlite,postgresql``). PostgreSQL
+databases are cloned from a template migrated once per run, named
+``bgtest_<run>_<n>``, and dropped when the run ends (`Databases.drop_all`).
+The server is `BATGATE_TEST_POSTGRES` (default: the local one, database `test`);
+`make test` starts it first when it is not running (scripts/ensure-postgres).
+
+`Raw` looks behind the store in tests with plain SQL on either backend; write
+the SQL with ``?`` placeholders.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+BACKENDS: tuple[str, ...] = tuple(
+    b.strip() for b in os.environ.get("BATGATE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b
+)
+POSTGRES = os.environ.get("BATGATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _admin() -> psycopg.Connection[Any]:
+    url = make_url(POSTGRES)
+    return psycopg.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password,
+        dbname=url.database or "postgres",
+        autocommit=True,
+    )
+
+
+class Databases:
+    """Makes databases for one test run and drops them at its end."""
+
+    def __init__(self) -> None:
+        self._run = f"{os.getpid()}_{os.urandom(2).hex()}"
+        self._numbers = itertools.count(1)
+        self._made: list[str] = []
+        self._template: str | None = None
+
+    def url(self, backend: str, directory: Path) -> str:
+        """A fresh, migrated database of `backend`; SQLite's lives in `directory`."""
+        if backend == "sqlite":
+            return f"sqlite:///{directory / f'batgate-{next(self._numbers)}.db'}"
+        if backend != "postgresql":
+            raise ValueError(f"unknown test backend {backend!r}")
+        name = f"bgtest_{self._run}_{next(self._numbers)}"
+        with _admin() as admin:
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._migrated_template()}"')
+        self._made.append(name)
+        return _database_url(name)
+
+    def _migrated_template(self) -> str:
+        if self._template is None:
+            import asyncio
+
+            from batgate.store.database import Database
+
+            name = f"bgtest_{self._run}_template"
+            with _admin() as admin:
+                admin.execute(f'CREATE DATABASE "{name}"')
+            self._made.append(name)
+
+            async def migrate() -> None:
+                database = Database.connect(_database_url(name))
+                try:
+                    await database.upgrade()
+                finally:
+                    await database.dispose()
+
+            asyncio.run(migrate())
+            self._template = name
+        return self._template
+
+    def drop_all(self) -> None:
+        if not self._made:
+            return
+        with _admin() as admin:
+            for name in reversed(self._made):
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._made.clear()
+
+
+def _database_url(name: str) -> str:
+    return make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+
+
+class Raw:
+    """Plain SQL against a test database, outside the store, in autocommit."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        driver = (
+            "sqlite+pysqlite" if parsed.get_backend_name() == "sqlite" else "postgresql+psycopg"
+        )
+        self.backend = parsed.get_backend_name()
+        self._engine = sa.create_engine(
+            parsed.set(drivername=driver), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
+        self._conn = self._engine.connect()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sa.CursorResult[Any]:
+        if self.backend != "sqlite":
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        return self._conn.exec_driver_sql(sql, tuple(params))
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.execute(sql, params).scalar()
+
+    def schema(self) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+        """Every table with its columns and index names, sorted."""
+        inspector = sa.inspect(self._conn)
+        return sorted(
+            (
+                table,
+                tuple(c["name"] for c in inspector.get_columns(table)),
+                tuple(sorted(str(i["name"]) for i in inspector.get_indexes(table))),
+            )
+            for table in inspector.get_table_names()
+        )
+
+    def schema_diff(self, metadata: sa.MetaData) -> list[Any]:
+        """What Alembic's autogenerate would change to make the database match `metadata`."""
+        from alembic.autogenerate import compare_metadata
+        from alembic.migration import MigrationContext
+
+        diff: list[Any] = compare_metadata(MigrationContext.configure(self._conn), metadata)
+        return diff
+
+    def close(self) -> None:
+        self._conn.close()
+        self._engine.dispose()
+
+
+@contextmanager
+def raw_connection(url: str) -> Iterator[Raw]:
+    raw = Raw(url)
+    try:
+        yield raw
+    finally:
+        raw.close()
