@@ -93,35 +93,40 @@ def result_from_json(doc: Any, now: float) -> SendResult:
 
 
 class Ledger:
-    """Every submission the carrier got, counted per hand-over."""
+    """Every submission the carrier got, counted per hand-over; cheap to ask at any time."""
 
     def __init__(self) -> None:
         self._counts: Counter[tuple[str, str, int]] = Counter()
+        self._per_message: Counter[str] = Counter()
+        self._repeated: set[tuple[str, str, int]] = set()
+        self._resubmitted: set[str] = set()
         self._submissions = 0
 
     def add(self, s: Submission) -> int:
         """Count `s`; how often this very hand-over has been submitted now."""
         key = (s.message_id, s.channel.value, s.attempt)
         self._counts[key] += 1
+        self._per_message[s.message_id] += 1
+        if self._per_message[s.message_id] > 1:
+            self._resubmitted.add(s.message_id)
         self._submissions += 1
-        return self._counts[key]
+        count = self._counts[key]
+        if count > 1:
+            self._repeated.add(key)
+        return count
 
     def stats(self) -> dict[str, Any]:
-        per_message: Counter[str] = Counter()
-        for (message_id, _, _), count in self._counts.items():
-            per_message[message_id] += count
         repeated = [
-            {"messageId": m, "channel": c, "attempt": a, "count": n}
-            for (m, c, a), n in sorted(self._counts.items())
-            if n > 1
+            {"messageId": m, "channel": c, "attempt": a, "count": self._counts[(m, c, a)]}
+            for m, c, a in sorted(self._repeated)
         ]
         return {
             "submissions": self._submissions,
             "handovers": len(self._counts),
-            "messages": len(per_message),
+            "messages": len(self._per_message),
             "repeats": self._submissions - len(self._counts),
             "repeated": repeated,
-            "submittedMoreThanOnce": {m: n for m, n in sorted(per_message.items()) if n > 1},
+            "submittedMoreThanOnce": {m: self._per_message[m] for m in sorted(self._resubmitted)},
         }
 
 
@@ -197,7 +202,14 @@ class RemoteSandbox:
             async with self._client().post(self._submit_url, data=body, headers=_JSON) as answer:
                 status, payload = answer.status, await answer.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return Failed(f"sandbox carrier unreachable: {exc!r}", retryable=True)
+            # It may have taken the message even so: the retry may deliver it twice.
+            log.warning(
+                "no answer from the sandbox carrier for %s (attempt %d): %r",
+                message.message_id,
+                message.attempt,
+                exc,
+            )
+            return Failed(f"no answer from the sandbox carrier: {exc!r}", retryable=True)
         if status != 200:
             # A 4xx says our submission was wrong: trying it again would not help.
             return Failed(f"sandbox carrier answered HTTP {status}", retryable=status >= 500)
