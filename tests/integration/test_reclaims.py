@@ -30,6 +30,7 @@ from batgate.domain.status import ChannelStatus as CS
 from batgate.domain.status import DeliveryStatus as DS
 from batgate.engine.dispatcher import Dispatcher
 from batgate.engine.ratebook import RateBook, configured_rates
+from batgate.store.database import Database
 from batgate.store.manager import Change, Store
 from databases import Raw
 
@@ -279,7 +280,7 @@ class Hiccups(Store):
 async def test_results_are_written_before_anything_more_is_claimed(
     account: Account, database_url: str, raw: Raw
 ) -> None:
-    hiccups = Hiccups.connect(database_url)
+    hiccups = Hiccups(Database.connect(database_url))
     try:
         ids = await insert(hiccups, account, 4)
         clock = Clock(T0)
@@ -298,7 +299,7 @@ async def test_results_are_written_before_anything_more_is_claimed(
 async def test_a_write_that_keeps_failing_gives_up_when_the_lease_runs_out(
     account: Account, database_url: str, raw: Raw
 ) -> None:
-    hiccups = Hiccups.connect(database_url)
+    hiccups = Hiccups(Database.connect(database_url))
     try:
         (mid,) = await insert(hiccups, account)
         clock = Clock(T0)
