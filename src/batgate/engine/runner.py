@@ -34,11 +34,13 @@ class Engine:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        await close_connectors(self._connectors.values())
+        try:
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            self._tasks.clear()
+            await close_connectors(self._connectors.values())
 
     def wake(self) -> None:
         self.dispatcher.wake()
