@@ -51,15 +51,19 @@ class Databases:
         self._made: list[str] = []
         self._template: str | None = None
 
-    def url(self, backend: str, directory: Path) -> str:
-        """A fresh, migrated database of `backend`; SQLite's lives in `directory`."""
+    def url(self, backend: str, directory: Path, *, migrated: bool = True) -> str:
+        """A fresh database of `backend`; SQLite's file (made when first used) is in `directory`.
+
+        A PostgreSQL one is migrated already unless `migrated` is false (then it is empty).
+        """
         if backend == "sqlite":
             return f"sqlite:///{directory / f'batgate-{next(self._numbers)}.db'}"
         if backend != "postgresql":
             raise ValueError(f"unknown test backend {backend!r}")
         name = f"bgtest_{self._run}_{next(self._numbers)}"
+        template = self._migrated_template() if migrated else "template0"
         with _admin() as admin:
-            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._migrated_template()}"')
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         self._made.append(name)
         return _database_url(name)
 

@@ -33,6 +33,8 @@ from typing import Any
 import httpx
 import pytest
 
+from databases import Databases
+
 BATGATE = Path(sys.executable).parent / "batgate"
 
 FINAL = frozenset({"delivered", "undeliverable", "permanenterror"})
@@ -307,9 +309,11 @@ def _wait_healthy(proc: subprocess.Popen[bytes], base_url: str, log: Path) -> bo
 
 
 @contextmanager
-def running_server(workdir: Path, settings: Mapping[str, str] | None = None) -> Iterator[Server]:
-    """Start `batgate serve` on a free port with a fresh database in `workdir`."""
-    env = batgate_env(f"sqlite:///{workdir / 'batgate.db'}", settings)
+def running_server(
+    workdir: Path, settings: Mapping[str, str] | None = None, database_url: str | None = None
+) -> Iterator[Server]:
+    """Start `batgate serve` on a free port, on `database_url` (default: a file in `workdir`)."""
+    env = batgate_env(database_url or f"sqlite:///{workdir / 'batgate.db'}", settings)
     for attempt in itertools.count(1):
         port = _free_port()
         log = workdir / f"server-{attempt}.log"
@@ -341,10 +345,20 @@ def running_server(workdir: Path, settings: Mapping[str, str] | None = None) -> 
         return
 
 
+def _workdir_and_database(
+    tmp_path_factory: pytest.TempPathFactory, name: str, backend: str, databases: Databases
+) -> tuple[Path, str]:
+    workdir = tmp_path_factory.mktemp(f"{name}-{backend}")
+    return workdir, databases.url(backend, workdir)
+
+
 @pytest.fixture(scope="session")
-def fast_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def fast_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
+) -> Iterator[Server]:
     """Shared by most tests: delivery in ~0.3 s, 0004 slow for 2 s, retries of 0.2 s."""
-    with running_server(tmp_path_factory.mktemp("fast"), FAST) as server:
+    workdir, url = _workdir_and_database(tmp_path_factory, "fast", backend, databases)
+    with running_server(workdir, FAST, url) as server:
         yield server
 
 
@@ -360,22 +374,30 @@ def bob(fast_server: Server) -> Account:
 
 
 @pytest.fixture(scope="module")
-def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def default_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
+) -> Iterator[Server]:
     """Default settings: no timing, retry or rate-limit variables at all."""
-    with running_server(tmp_path_factory.mktemp("default")) as server:
+    workdir, url = _workdir_and_database(tmp_path_factory, "default", backend, databases)
+    with running_server(workdir, None, url) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def slow_retry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def slow_retry_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
+) -> Iterator[Server]:
     """The fast sandbox, but a failed send is retried only after 6 s (TTL checks)."""
     settings = {**FAST, "BATGATE_DISPATCHER__RETRY_DELAYS": "[6,6]"}
-    with running_server(tmp_path_factory.mktemp("slowretry"), settings) as server:
+    workdir, url = _workdir_and_database(tmp_path_factory, "slowretry", backend, databases)
+    with running_server(workdir, settings, url) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def limited_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
+) -> Iterator[Server]:
     """Rate limit on: 1 request/s per account with bursts of 3."""
     settings = {
         **FAST,
@@ -383,16 +405,17 @@ def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
         "BATGATE_RATE_LIMIT__RATE": "1",
         "BATGATE_RATE_LIMIT__BURST": "3",
     }
-    with running_server(tmp_path_factory.mktemp("limited"), settings) as server:
+    workdir, url = _workdir_and_database(tmp_path_factory, "limited", backend, databases)
+    with running_server(workdir, settings, url) as server:
         yield server
 
 
 @dataclass(frozen=True)
 class Cli:
-    """The `batgate` command against a database file of its own (no server)."""
+    """The `batgate` command against a database of its own (no server)."""
 
     workdir: Path
-    database: Path
+    database_url: str
     env: dict[str, str]
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -400,9 +423,10 @@ class Cli:
 
 
 @pytest.fixture
-def fresh_cli(tmp_path: Path) -> Cli:
-    database = tmp_path / "fresh.db"
-    return Cli(tmp_path, database, batgate_env(f"sqlite:///{database}"))
+def fresh_cli(tmp_path: Path, backend: str, databases: Databases) -> Cli:
+    """The CLI on a database without any table yet (an empty PostgreSQL database, or no file)."""
+    url = databases.url(backend, tmp_path, migrated=False)
+    return Cli(tmp_path, url, batgate_env(url))
 
 
 # -- webhook receiver -----------------------------------------------------------
@@ -559,25 +583,33 @@ WEBHOOKS_QUICK = {
 
 
 @pytest.fixture(scope="module")
-def webhook_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def webhook_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
+) -> Iterator[Server]:
     """The fast server's settings plus quick webhook retries (`WEBHOOKS_QUICK`)."""
     settings = {**FAST, **WEBHOOKS_QUICK}
-    with running_server(tmp_path_factory.mktemp("webhooks"), settings) as server:
+    workdir, url = _workdir_and_database(tmp_path_factory, "webhooks", backend, databases)
+    with running_server(workdir, settings, url) as server:
         yield server
 
 
 @pytest.fixture
-def start_webhook_server() -> Iterator[Callable[[Path, Mapping[str, str]], Server]]:
+def start_webhook_server(
+    backend: str, databases: Databases
+) -> Iterator[Callable[[Path, Mapping[str, str]], Server]]:
     """Start servers with FAST + WEBHOOKS_QUICK + the given settings; all stopped at the end.
 
     Starting one again with the same `workdir` reuses its database (a restart).
     """
+    urls: dict[Path, str] = {}
     with ExitStack() as stack:
 
         def start(workdir: Path, settings: Mapping[str, str]) -> Server:
             workdir.mkdir(parents=True, exist_ok=True)
+            if workdir not in urls:
+                urls[workdir] = databases.url(backend, workdir)
             merged = {**FAST, **WEBHOOKS_QUICK, **settings}
-            return stack.enter_context(running_server(workdir, merged))
+            return stack.enter_context(running_server(workdir, merged, urls[workdir]))
 
         yield start
 
