@@ -310,16 +310,20 @@ def _wait_healthy(proc: subprocess.Popen[bytes], base_url: str, log: Path) -> bo
 
 @contextmanager
 def running_server(
-    workdir: Path, settings: Mapping[str, str] | None = None, database_url: str | None = None
+    workdir: Path,
+    settings: Mapping[str, str] | None = None,
+    database_url: str | None = None,
+    *options: str,
 ) -> Iterator[Server]:
-    """Start `batgate serve` on a free port, on `database_url` (default: a file in `workdir`)."""
+    """Start `batgate serve [options]` on a free port, on `database_url` (default: a file
+    in `workdir`)."""
     env = batgate_env(database_url or f"sqlite:///{workdir / 'batgate.db'}", settings)
     for attempt in itertools.count(1):
         port = _free_port()
         log = workdir / f"server-{attempt}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [str(BATGATE), "serve", "--port", str(port)],
+                [str(BATGATE), "serve", "--port", str(port), *options],
                 env=env,
                 cwd=workdir,
                 stdout=out,
@@ -350,6 +354,22 @@ def _workdir_and_database(
 ) -> tuple[Path, str]:
     workdir = tmp_path_factory.mktemp(f"{name}-{backend}")
     return workdir, databases.url(backend, workdir)
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., Server]]:
+    """`running_server` as a function for tests; every server is stopped at the end."""
+    with ExitStack() as stack:
+
+        def start(
+            workdir: Path,
+            settings: Mapping[str, str] | None = None,
+            database_url: str | None = None,
+            *options: str,
+        ) -> Server:
+            return stack.enter_context(running_server(workdir, settings, database_url, *options))
+
+        yield start
 
 
 @pytest.fixture(scope="session")

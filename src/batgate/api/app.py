@@ -40,7 +40,7 @@ def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
     store = Store.connect(settings.database_url)
     engine = Engine(store, settings) if workers else None
     limiter = (
-        RateLimiter(settings.rate_limit.rate, settings.rate_limit.burst)
+        RateLimiter(store.rate_buckets, settings.rate_limit.rate, settings.rate_limit.burst)
         if settings.rate_limit.enabled
         else None
     )

@@ -18,5 +18,5 @@ class Gate:
         """The calling account; ApiError 401 or 429 when it may not pass."""
         account = await self._auth.authenticate(headers)
         if self._limiter is not None:
-            self._limiter.take(account.id)
+            await self._limiter.take(account.id)
         return account

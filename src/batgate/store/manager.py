@@ -20,6 +20,7 @@ from batgate.domain.status import DeliveryStatus
 from batgate.store import dialects
 from batgate.store.database import Database
 from batgate.store.outbox import Outbox
+from batgate.store.ratebuckets import RateBuckets
 from batgate.store.rows import (
     MessageRow,
     account_from_row,
@@ -87,6 +88,7 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.outbox = Outbox(db)
+        self.rate_buckets = RateBuckets(db)
         # The hot status read, on SQLite: see Database.lookup and point_read.
         self._read_by_id = db.point_read(_BY_ID) if db.lookup is not None else None
 
