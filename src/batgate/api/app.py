@@ -37,7 +37,9 @@ _JSON = "application/json"
 
 def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
     """The ASGI app for `batgate serve`; with `workers`, the engine runs inside it."""
-    store = Store.connect(settings.database_url)
+    store = Store.connect(
+        settings.database_url, settings.database_pool_size, settings.database_max_overflow
+    )
     engine = Engine(store, settings) if workers else None
     limiter = (
         RateLimiter(store.rate_buckets, settings.rate_limit.rate, settings.rate_limit.burst)

@@ -45,7 +45,7 @@ class Database:
     lookup: sa.Connection | None = None
 
     @classmethod
-    def connect(cls, url: str) -> Database:
+    def connect(cls, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Database:
         target = async_url(url)
         if target.get_backend_name() == "sqlite":
             return cls(
@@ -54,7 +54,13 @@ class Database:
                 dialect="sqlite",
                 lookup=_sqlite_lookup(make_url(url)),
             )
-        engine = create_async_engine(target, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        engine = create_async_engine(
+            target,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=True,
+            connect_args={"server_settings": {"application_name": "batgate"}},
+        )
         return cls(writer=engine, reader=engine, dialect="postgresql")
 
     def point_read(self, query: sa.Select[Any]) -> Callable[[Any], tuple[Any, ...] | None]:
@@ -85,10 +91,24 @@ class Database:
             await self.reader.dispose()
 
     async def upgrade(self) -> None:
-        """Apply the Alembic migrations up to head."""
+        """Apply the Alembic migrations up to head; safe when several processes start at once.
+
+        The upgrade takes a lock before Alembic looks at the schema, so concurrent
+        upgrades take turns and the later ones find the schema current: on PostgreSQL
+        a transaction-scoped advisory lock, on SQLite the writer's BEGIN IMMEDIATE.
+        """
+        if self.dialect == "postgresql":
+            lock = sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_UPGRADE_LOCK)
+        else:
+            lock = sa.text("SELECT 1")  # the first statement begins IMMEDIATE
         async with self.writer.connect() as conn:
+            await conn.execute(lock)
             await conn.run_sync(_upgrade)
             await conn.commit()
+
+
+# The advisory lock key that serialises schema upgrades ("batgate" in ASCII).
+_UPGRADE_LOCK = 0x62617467617465
 
 
 def _upgrade(connection: sa.Connection) -> None:

@@ -93,8 +93,9 @@ class Store:
         self._read_by_id = db.point_read(_BY_ID) if db.lookup is not None else None
 
     @classmethod
-    def connect(cls, url: str) -> Store:
-        return cls(Database.connect(url))
+    def connect(cls, url: str, pool_size: int = 10, max_overflow: int = 10) -> Store:
+        """A store on `url`; the pool sizes apply to PostgreSQL (SQLite's are fixed)."""
+        return cls(Database.connect(url, pool_size=pool_size, max_overflow=max_overflow))
 
     async def close(self) -> None:
         await self.db.dispose()
