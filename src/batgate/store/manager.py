@@ -91,9 +91,10 @@ class Store:
         self.rate_buckets = RateBuckets(db)
         # The hot status read, on SQLite: see Database.lookup and point_read.
         self._read_by_id = db.point_read(_BY_ID) if db.lookup is not None else None
+        self._fetch_by_id = db.point_read_async(_BY_ID) if db.fast is not None else None
 
     @classmethod
-    def connect(cls, url: str, pool_size: int = 10, max_overflow: int = 10) -> Store:
+    def connect(cls, url: str, pool_size: int = 5, max_overflow: int = 5) -> Store:
         """A store on `url`; the pool sizes apply to PostgreSQL (SQLite's are fixed)."""
         return cls(Database.connect(url, pool_size=pool_size, max_overflow=max_overflow))
 
@@ -272,6 +273,9 @@ class Store:
         if self._read_by_id is not None:
             found = self._read_by_id(message_id)
             return None if found is None else message_from_row(MessageRow(*found))
+        if self._fetch_by_id is not None:
+            fetched = await self._fetch_by_id(message_id)
+            return None if fetched is None else message_from_row(MessageRow(*fetched))
         async with self.db.reader.connect() as conn:
             row = (await conn.execute(_BY_ID, {"id": message_id})).one_or_none()
         return None if row is None else message_from_row(row)
