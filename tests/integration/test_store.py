@@ -447,3 +447,21 @@ async def test_processes_starting_at_once_upgrade_one_at_a_time(
     with raw_connection(url) as raw:
         assert raw.execute("SELECT version_num FROM alembic_version").fetchall() != []
         assert raw.schema_diff(metadata) == []
+
+
+async def test_a_status_read_survives_the_server_dropping_its_connection(
+    store: Store, account: Account, raw: Raw
+) -> None:
+    """PostgreSQL's point reads have a pool of their own; a dropped connection is replaced."""
+    if raw.backend != "postgresql":
+        pytest.skip("PostgreSQL's asyncpg point reads")
+    (mid,) = await insert(store, account)
+    assert (await store.get_message(mid)) is not None
+    dropped = raw.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    ).scalar()
+    assert dropped >= 1
+    for _ in range(3):
+        found = await store.get_message(mid)
+        assert found is not None and found.id == mid
