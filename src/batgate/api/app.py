@@ -84,7 +84,7 @@ def _routes(
     @app.post(
         "/bat/messagelist",
         response_model=None,
-        responses={200: {"model": SendResponse}, **error_responses(400, 401, 413, 429, 500)},
+        responses={200: {"model": SendResponse}, **error_responses(400, 401, 413, 422, 429, 500)},
         openapi_extra={
             "requestBody": {
                 "required": True,

@@ -383,7 +383,7 @@ def failure(reply: httpx.Response | httpx.TransportError) -> BatgateError | None
     if status == 429:
         seconds = retry_after(reply.headers.get("Retry-After"))
         return RateLimitedError(message, retry_after=seconds, **kwargs)
-    if status == 409 and code == "IDEMPOTENCY_KEY_REUSED":
+    if code == "IDEMPOTENCY_KEY_REUSED" and status in (409, 422):  # 409: earlier builds
         return IdempotencyKeyReusedError(message, **kwargs)
     if 400 <= status < 500:
         return ValidationError(message, **kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -37,6 +38,8 @@ from batgate.store.schema import (
     rates,
 )
 
+log = logging.getLogger(__name__)
+
 _BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
 
 
@@ -46,6 +49,19 @@ class DuplicateAccountError(Exception):
 
 class IdempotencyConflict(Exception):
     """An idempotency key was used again with a different request body."""
+
+
+class _KeyTaken(Exception):
+    """A concurrent transaction holds (or has committed) the same idempotency key."""
+
+    def __init__(self, error: sa.exc.IntegrityError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+# A loser of a race for a key replays at its next attempt; more than one more is a
+# key that expired and was renewed concurrently again and again.
+_CLAIM_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,15 +221,21 @@ class Store:
 
         With an idempotency key seen for this account within its window, nothing
         is stored and the first response comes back; the same key with another
-        body raises IdempotencyConflict.
+        body raises IdempotencyConflict. Safe under concurrent duplicates: the key
+        is claimed before the batch is stored, so of two transactions with one key
+        the second waits for the first (PostgreSQL: on the unique index; SQLite:
+        on the write lock), and a loser rolls back and answers the winner's response.
         """
-        try:
-            return await self._send_batch_once(account, batch, now, render, idempotency)
-        except sa.exc.IntegrityError:
-            if idempotency is None:
-                raise
-            # Another process stored the same key first (PostgreSQL): replay its answer.
-            return await self._send_batch_once(account, batch, now, render, idempotency)
+        attempt = 1
+        while True:
+            try:
+                return await self._send_batch_once(account, batch, now, render, idempotency)
+            except _KeyTaken as taken:
+                if attempt >= _CLAIM_ATTEMPTS:
+                    raise taken.error from None
+            # Another request stored the same key between our look and our claim.
+            log.info("Idempotency-Key taken by a concurrent request; replaying its answer")
+            attempt += 1
 
     async def _send_batch_once(
         self,
@@ -228,17 +250,14 @@ class Store:
                 seen = await _replay(conn, account.id, idempotency, now)
                 if seen is not None:
                     return seen
+                await _claim_key(conn, account.id, idempotency, now)
             list_id, ids = await _insert_batch(conn, account, batch, now)
             response = render(list_id, ids)
             if idempotency is not None:
                 await conn.execute(
-                    idempotency_keys.insert().values(
-                        account_id=account.id,
-                        key=idempotency.key,
-                        body_hash=idempotency.body_hash,
-                        response=response.decode(),
-                        created_at=now,
-                    )
+                    idempotency_keys.update()
+                    .where(_key_is(account.id, idempotency.key))
+                    .values(response=response.decode())
                 )
             return response
 
@@ -446,16 +465,42 @@ async def _insert_batch(
     return list_id, ids
 
 
+def _key_is(account_id: int, key: str) -> sa.ColumnElement[bool]:
+    return (idempotency_keys.c.account_id == account_id) & (idempotency_keys.c.key == key)
+
+
 async def _replay(
     conn: AsyncConnection, account_id: int, idem: Idempotency, now: float
 ) -> bytes | None:
-    where = (idempotency_keys.c.account_id == account_id) & (idempotency_keys.c.key == idem.key)
+    """The stored response of the key, or None when there is none (any more)."""
+    where = _key_is(account_id, idem.key)
     row = (await conn.execute(sa.select(idempotency_keys).where(where))).one_or_none()
     if row is None:
         return None
-    if row.created_at < now - idem.window:
-        await conn.execute(idempotency_keys.delete().where(where))
+    expired = now - idem.window
+    if row.created_at < expired:
+        # Only while still expired: a concurrent request may have renewed the key
+        # since we read it (PostgreSQL), and its fresh row must stay.
+        await conn.execute(
+            idempotency_keys.delete().where(where, idempotency_keys.c.created_at < expired)
+        )
         return None
     if row.body_hash != idem.body_hash:
         raise IdempotencyConflict(idem.key)
     return str(row.response).encode()
+
+
+async def _claim_key(conn: AsyncConnection, account_id: int, idem: Idempotency, now: float) -> None:
+    """Insert the key's row (its response follows once rendered); _KeyTaken if one exists."""
+    try:
+        await conn.execute(
+            idempotency_keys.insert().values(
+                account_id=account_id,
+                key=idem.key,
+                body_hash=idem.body_hash,
+                response="",
+                created_at=now,
+            )
+        )
+    except sa.exc.IntegrityError as exc:
+        raise _KeyTaken(exc) from exc
