@@ -40,6 +40,9 @@ from batgate.store.schema import (
 
 log = logging.getLogger(__name__)
 
+# Ids per IN-list: far below SQLite's (32,766) and asyncpg's (32,767) bound parameters.
+_IN_LIST = 1000
+
 _BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
 
 
@@ -78,6 +81,15 @@ def new_message_id() -> str:
     all over it; unique across processes without asking the database.
     """
     return f"{int(time.time() * 1000):012x}{os.urandom(5).hex()}"
+
+
+@dataclass(frozen=True, slots=True)
+class MessagelistPage:
+    """One page of a message list: the counts of the whole list, some of its messages."""
+
+    counts: dict[str, tuple[int, int]]  # per status: (messages, billed micros)
+    records: list[MessageRecord]  # in id order
+    more: bool  # messages follow the last of `records`
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,23 +278,30 @@ class Store:
     ) -> dict[str, tuple[int, int]] | None:
         """Per status: (messages, billed micros) of the account's list; None if not theirs."""
         async with self.db.reader.connect() as conn:
-            owner = (
-                await conn.execute(
-                    sa.select(messagelists.c.account_id).where(messagelists.c.id == messagelist_id)
-                )
-            ).scalar_one_or_none()
-            if owner != account_id:
+            return await _list_counts(conn, account_id, messagelist_id)
+
+    async def messagelist_page(
+        self, account_id: int, messagelist_id: int, *, after: str | None, limit: int
+    ) -> MessagelistPage | None:
+        """The account's list: counts of all its messages, and `limit` of them in id order
+        after the id `after` (keyset paging on the (messagelist_id, id) index); None if the
+        list is not theirs. Both are read in one transaction (on SQLite: one snapshot)."""
+        query = (
+            sa.select(messages)
+            .where(messages.c.messagelist_id == messagelist_id)
+            .where(messages.c.account_id == account_id)
+            .order_by(messages.c.id)
+            .limit(limit + 1)
+        )
+        if after is not None:
+            query = query.where(messages.c.id > after)
+        async with self.db.reader.connect() as conn:
+            counts = await _list_counts(conn, account_id, messagelist_id)
+            if counts is None:
                 return None
-            rows = await conn.execute(
-                sa.select(
-                    messages.c.status,
-                    sa.func.count(),
-                    sa.func.coalesce(sa.func.sum(messages.c.bill_micros), 0),
-                )
-                .where(messages.c.messagelist_id == messagelist_id)
-                .group_by(messages.c.status)
-            )
-            return {status: (int(count), int(billed)) for status, count, billed in rows}
+            rows = (await conn.execute(query)).all()
+        records = [message_from_row(row) for row in rows[:limit]]
+        return MessagelistPage(counts, records, more=len(rows) > limit)
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         if self._read_by_id is not None:
@@ -291,6 +310,24 @@ class Store:
         async with self.db.reader.connect() as conn:
             row = (await conn.execute(_BY_ID, {"id": message_id})).one_or_none()
         return None if row is None else message_from_row(row)
+
+    async def messages_of(
+        self, account_id: int, message_ids: Iterable[str]
+    ) -> dict[str, MessageRecord]:
+        """The account's messages among `message_ids`, by id; others' and unknown ids are
+        missing. One query per 1000 distinct ids (an IN-list), not a read per id."""
+        wanted = list(dict.fromkeys(message_ids))
+        found: dict[str, MessageRecord] = {}
+        async with self.db.reader.connect() as conn:
+            for start in range(0, len(wanted), _IN_LIST):
+                chunk = wanted[start : start + _IN_LIST]
+                result = await conn.execute(
+                    sa.select(messages).where(
+                        messages.c.id.in_(chunk), messages.c.account_id == account_id
+                    )
+                )
+                found.update((row.id, message_from_row(row)) for row in result)
+        return found
 
     async def claim_due(
         self, worker: str, now: float, lease: float, limit: int
@@ -433,6 +470,28 @@ def _change_statement(change: Change, now: float) -> tuple[sa.Update, dict[str, 
         )
     params.update({f"v_{name}": value for name, value in values.items()})
     return (_MOVE if priced is None else _MOVE_PRICED), params
+
+
+async def _list_counts(
+    conn: AsyncConnection, account_id: int, messagelist_id: int
+) -> dict[str, tuple[int, int]] | None:
+    owner = (
+        await conn.execute(
+            sa.select(messagelists.c.account_id).where(messagelists.c.id == messagelist_id)
+        )
+    ).scalar_one_or_none()
+    if owner != account_id:
+        return None
+    rows = await conn.execute(
+        sa.select(
+            messages.c.status,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(messages.c.bill_micros), 0),
+        )
+        .where(messages.c.messagelist_id == messagelist_id)
+        .group_by(messages.c.status)
+    )
+    return {status: (int(count), int(billed)) for status, count, billed in rows}
 
 
 async def _has_webhook(conn: AsyncConnection, account_id: int) -> bool:
