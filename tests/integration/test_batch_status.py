@@ -354,7 +354,7 @@ async def test_many_statuses_in_input_order_with_errors_in_place(api: Api) -> No
     (theirs,) = [m["messageId"] for m in (await api.send(sms(), headers=BOB))["messages"]]
     await api.finish_all()
     (scheduled,) = [m["messageId"] for m in (await api.send(sms()))["messages"]]
-    asked = [mine[1], "nope", scheduled, theirs, mine[0], "x" * 65, mine[1], ""]
+    asked = [mine[1], "nope", scheduled, theirs, mine[0], "x" * 65, mine[1], "", "y" * 64]
     response = await api.statuses(asked)
     assert response.status_code == 200, response.text
     answered = response.json()["messages"]
