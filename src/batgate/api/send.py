@@ -73,7 +73,7 @@ class SendService:
             response = await self._store.send_batch(account, accepted, self._clock(), render, idem)
         except IdempotencyConflict:
             raise ApiError(
-                409,
+                422,
                 "IDEMPOTENCY_KEY_REUSED",
                 "this Idempotency-Key was used with a different request body",
             ) from None

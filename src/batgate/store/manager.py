@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +39,11 @@ from batgate.store.schema import (
     rates,
 )
 
+log = logging.getLogger(__name__)
+
+# Ids per IN-list: far below SQLite's (32,766) and asyncpg's (32,767) bound parameters.
+_IN_LIST = 1000
+
 _BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
 
 
@@ -47,6 +53,19 @@ class DuplicateAccountError(Exception):
 
 class IdempotencyConflict(Exception):
     """An idempotency key was used again with a different request body."""
+
+
+class _KeyTaken(Exception):
+    """A concurrent transaction holds (or has committed) the same idempotency key."""
+
+    def __init__(self, error: sa.exc.IntegrityError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+# A loser of a race for a key replays at its next attempt; more than one more is a
+# key that expired and was renewed concurrently again and again.
+_CLAIM_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +82,15 @@ def new_message_id() -> str:
     all over it; unique across processes without asking the database.
     """
     return f"{int(time.time() * 1000):012x}{os.urandom(5).hex()}"
+
+
+@dataclass(frozen=True, slots=True)
+class MessagelistPage:
+    """One page of a message list: the counts of the whole list, some of its messages."""
+
+    counts: dict[str, tuple[int, int]]  # per status: (messages, billed micros)
+    records: list[MessageRecord]  # in id order
+    more: bool  # messages follow the last of `records`
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,15 +237,21 @@ class Store:
 
         With an idempotency key seen for this account within its window, nothing
         is stored and the first response comes back; the same key with another
-        body raises IdempotencyConflict.
+        body raises IdempotencyConflict. Safe under concurrent duplicates: the key
+        is claimed before the batch is stored, so of two transactions with one key
+        the second waits for the first (PostgreSQL: on the unique index; SQLite:
+        on the write lock), and a loser rolls back and answers the winner's response.
         """
-        try:
-            return await self._send_batch_once(account, batch, now, render, idempotency)
-        except sa.exc.IntegrityError:
-            if idempotency is None:
-                raise
-            # Another process stored the same key first (PostgreSQL): replay its answer.
-            return await self._send_batch_once(account, batch, now, render, idempotency)
+        attempt = 1
+        while True:
+            try:
+                return await self._send_batch_once(account, batch, now, render, idempotency)
+            except _KeyTaken as taken:
+                if attempt >= _CLAIM_ATTEMPTS:
+                    raise taken.error from None
+            # Another request stored the same key between our look and our claim.
+            log.info("Idempotency-Key taken by a concurrent request; replaying its answer")
+            attempt += 1
 
     async def _send_batch_once(
         self,
@@ -232,17 +266,14 @@ class Store:
                 seen = await _replay(conn, account.id, idempotency, now)
                 if seen is not None:
                     return seen
+                await _claim_key(conn, account.id, idempotency, now)
             list_id, ids = await _insert_batch(conn, account, batch, now)
             response = render(list_id, ids)
             if idempotency is not None:
                 await conn.execute(
-                    idempotency_keys.insert().values(
-                        account_id=account.id,
-                        key=idempotency.key,
-                        body_hash=idempotency.body_hash,
-                        response=response.decode(),
-                        created_at=now,
-                    )
+                    idempotency_keys.update()
+                    .where(_key_is(account.id, idempotency.key))
+                    .values(response=response.decode())
                 )
             return response
 
@@ -251,23 +282,30 @@ class Store:
     ) -> dict[str, tuple[int, int]] | None:
         """Per status: (messages, billed micros) of the account's list; None if not theirs."""
         async with self.db.reader.connect() as conn:
-            owner = (
-                await conn.execute(
-                    sa.select(messagelists.c.account_id).where(messagelists.c.id == messagelist_id)
-                )
-            ).scalar_one_or_none()
-            if owner != account_id:
+            return await _list_counts(conn, account_id, messagelist_id)
+
+    async def messagelist_page(
+        self, account_id: int, messagelist_id: int, *, after: str | None, limit: int
+    ) -> MessagelistPage | None:
+        """The account's list: counts of all its messages, and `limit` of them in id order
+        after the id `after` (keyset paging on the (messagelist_id, id) index); None if the
+        list is not theirs. Both are read in one transaction (on SQLite: one snapshot)."""
+        query = (
+            sa.select(messages)
+            .where(messages.c.messagelist_id == messagelist_id)
+            .where(messages.c.account_id == account_id)
+            .order_by(messages.c.id)
+            .limit(limit + 1)
+        )
+        if after is not None:
+            query = query.where(messages.c.id > after)
+        async with self.db.reader.connect() as conn:
+            counts = await _list_counts(conn, account_id, messagelist_id)
+            if counts is None:
                 return None
-            rows = await conn.execute(
-                sa.select(
-                    messages.c.status,
-                    sa.func.count(),
-                    sa.func.coalesce(sa.func.sum(messages.c.bill_micros), 0),
-                )
-                .where(messages.c.messagelist_id == messagelist_id)
-                .group_by(messages.c.status)
-            )
-            return {status: (int(count), int(billed)) for status, count, billed in rows}
+            rows = (await conn.execute(query)).all()
+        records = [message_from_row(row) for row in rows[:limit]]
+        return MessagelistPage(counts, records, more=len(rows) > limit)
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         if self._read_by_id is not None:
@@ -279,6 +317,24 @@ class Store:
         async with self.db.reader.connect() as conn:
             row = (await conn.execute(_BY_ID, {"id": message_id})).one_or_none()
         return None if row is None else message_from_row(row)
+
+    async def messages_of(
+        self, account_id: int, message_ids: Iterable[str]
+    ) -> dict[str, MessageRecord]:
+        """The account's messages among `message_ids`, by id; others' and unknown ids are
+        missing. One query per 1000 distinct ids (an IN-list), not a read per id."""
+        wanted = list(dict.fromkeys(message_ids))
+        found: dict[str, MessageRecord] = {}
+        async with self.db.reader.connect() as conn:
+            for start in range(0, len(wanted), _IN_LIST):
+                chunk = wanted[start : start + _IN_LIST]
+                result = await conn.execute(
+                    sa.select(messages).where(
+                        messages.c.id.in_(chunk), messages.c.account_id == account_id
+                    )
+                )
+                found.update((row.id, message_from_row(row)) for row in result)
+        return found
 
     async def claim_due(
         self, worker: str, now: float, lease: float, limit: int
@@ -423,6 +479,28 @@ def _change_statement(change: Change, now: float) -> tuple[sa.Update, dict[str, 
     return (_MOVE if priced is None else _MOVE_PRICED), params
 
 
+async def _list_counts(
+    conn: AsyncConnection, account_id: int, messagelist_id: int
+) -> dict[str, tuple[int, int]] | None:
+    owner = (
+        await conn.execute(
+            sa.select(messagelists.c.account_id).where(messagelists.c.id == messagelist_id)
+        )
+    ).scalar_one_or_none()
+    if owner != account_id:
+        return None
+    rows = await conn.execute(
+        sa.select(
+            messages.c.status,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(messages.c.bill_micros), 0),
+        )
+        .where(messages.c.messagelist_id == messagelist_id)
+        .group_by(messages.c.status)
+    )
+    return {status: (int(count), int(billed)) for status, count, billed in rows}
+
+
 async def _has_webhook(conn: AsyncConnection, account_id: int) -> bool:
     """Whether the account has a webhook URL now, read in the writing transaction.
 
@@ -453,16 +531,42 @@ async def _insert_batch(
     return list_id, ids
 
 
+def _key_is(account_id: int, key: str) -> sa.ColumnElement[bool]:
+    return (idempotency_keys.c.account_id == account_id) & (idempotency_keys.c.key == key)
+
+
 async def _replay(
     conn: AsyncConnection, account_id: int, idem: Idempotency, now: float
 ) -> bytes | None:
-    where = (idempotency_keys.c.account_id == account_id) & (idempotency_keys.c.key == idem.key)
+    """The stored response of the key, or None when there is none (any more)."""
+    where = _key_is(account_id, idem.key)
     row = (await conn.execute(sa.select(idempotency_keys).where(where))).one_or_none()
     if row is None:
         return None
-    if row.created_at < now - idem.window:
-        await conn.execute(idempotency_keys.delete().where(where))
+    expired = now - idem.window
+    if row.created_at < expired:
+        # Only while still expired: a concurrent request may have renewed the key
+        # since we read it (PostgreSQL), and its fresh row must stay.
+        await conn.execute(
+            idempotency_keys.delete().where(where, idempotency_keys.c.created_at < expired)
+        )
         return None
     if row.body_hash != idem.body_hash:
         raise IdempotencyConflict(idem.key)
     return str(row.response).encode()
+
+
+async def _claim_key(conn: AsyncConnection, account_id: int, idem: Idempotency, now: float) -> None:
+    """Insert the key's row (its response follows once rendered); _KeyTaken if one exists."""
+    try:
+        await conn.execute(
+            idempotency_keys.insert().values(
+                account_id=account_id,
+                key=idem.key,
+                body_hash=idem.body_hash,
+                response="",
+                created_at=now,
+            )
+        )
+    except sa.exc.IntegrityError as exc:
+        raise _KeyTaken(exc) from exc
