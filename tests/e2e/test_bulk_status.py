@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from conftest import FINAL, RATES, Trace
 
 pytestmark = pytest.mark.e2e
