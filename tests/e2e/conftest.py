@@ -418,11 +418,15 @@ def slow_retry_server(
 def limited_server(
     tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
 ) -> Iterator[Server]:
-    """Rate limit on: 1 request/s per account with bursts of 3."""
+    """Rate limit on: one request every 4 s per account, with bursts of 3.
+
+    Slow enough that a loaded machine (Argon2 checks of HTTP Basic take a while)
+    does not refill a token between four requests sent back to back.
+    """
     settings = {
         **FAST,
         "BATGATE_RATE_LIMIT__ENABLED": "true",
-        "BATGATE_RATE_LIMIT__RATE": "1",
+        "BATGATE_RATE_LIMIT__RATE": "0.25",
         "BATGATE_RATE_LIMIT__BURST": "3",
     }
     workdir, url = _workdir_and_database(tmp_path_factory, "limited", backend, databases)

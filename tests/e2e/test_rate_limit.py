@@ -1,6 +1,6 @@
 """SPEC §6 rate limiting: per account, 429 RATE_LIMITED with Retry-After in seconds.
 
-The server here allows 1 request/s with bursts of 3 (see the `limited_server` fixture).
+The server here allows one request every 4 s with bursts of 3 (see the `limited_server` fixture).
 """
 
 from __future__ import annotations
@@ -74,6 +74,6 @@ def test_two_api_processes_share_one_limit(limited_server, start_server, tmp_pat
     elapsed = time.monotonic() - started
 
     assert set(codes) <= {200, 429}
-    # Bursts of 3 plus 1/s for the time the eight requests took, across both processes.
-    assert 3 <= codes.count(200) <= 3 + int(elapsed) + 1, (codes, elapsed)
-    assert codes.count(429) >= 8 - (3 + int(elapsed) + 1)
+    # Bursts of 3 plus one per 4 s for the time the eight requests took, across both.
+    most = 3 + int(elapsed / 4) + 1
+    assert 3 <= codes.count(200) <= most, (codes, elapsed)
