@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from batgate import __version__
+from batgate.config import Settings, load_settings
 from batgate.domain.lifecycle import Progress, Transition, on_due, on_sent
 from batgate.domain.messages import MessageType, Step
 from batgate.domain.outcomes import Accepted, Failed, ScheduledReceipt, SendResult
@@ -334,3 +335,36 @@ def test_count_claims_observes_lateness() -> None:
     _count_claims([late, late], T0 + 0.25)
     assert sample(registry, "batgate_dispatcher_lag_seconds_count") - count == 2
     assert sample(registry, "batgate_dispatcher_lag_seconds_sum") - total == pytest.approx(0.5)
+
+
+# -- settings ------------------------------------------------------------------------
+
+
+def test_metrics_settings_defaults() -> None:
+    s = Settings()
+    assert (s.metrics.enabled, s.metrics.cache_seconds, s.readiness_timeout) == (True, 2.0, 2.0)
+    assert (s.metrics.worker_port, s.metrics.worker_host) == (None, "127.0.0.1")
+
+
+def test_worker_flags_merge_with_metrics_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `batgate worker --metrics-port 9100` with BATGATE_METRICS__CACHE_SECONDS set.
+    monkeypatch.setenv("BATGATE_METRICS__CACHE_SECONDS", "5")
+    monkeypatch.setenv("BATGATE_METRICS__WORKER_PORT", "9000")
+    s = load_settings(metrics={"worker_port": 9100})
+    assert (s.metrics.worker_port, s.metrics.cache_seconds) == (9100, 5.0)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"metrics": {"worker_port": 0}},
+        {"metrics": {"worker_port": 70000}},
+        {"metrics": {"cache_seconds": -1}},
+        {"readiness_timeout": 0},
+    ],
+)
+def test_bad_metrics_settings(values: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        Settings(**values)
