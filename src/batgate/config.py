@@ -9,9 +9,9 @@ type checking, so a typo in a value fails at start-up with a clear message.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -64,6 +64,15 @@ class WebhookSettings(BaseModel):
     lease_seconds: float = 60.0
     secret_overlap: float = 86400
     max_retry_after: float = 86400
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics (docs/operations.md, Observability)."""
+
+    enabled: bool = True  # GET /metrics on the API port of `batgate serve`
+    cache_seconds: float = Field(default=2.0, ge=0)  # database gauges: read at most this often
+    worker_port: int | None = Field(default=None, ge=1, le=65535)  # `batgate worker` /metrics
+    worker_host: str = "127.0.0.1"
 
 
 class RateEntry(BaseModel):
@@ -120,6 +129,20 @@ class Settings(BaseSettings):
     )
     rates: list[RateEntry] = Field(default_factory=_default_rates)
     fx: dict[str, float] = Field(default_factory=_default_fx)
+    # Logs: JSON lines, or text; "auto" is text on a terminal and JSON otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: str = "INFO"
+    access_log: bool = False  # one line per HTTP request (~10 µs each; see docs/operations.md)
+    readiness_timeout: float = Field(default=2.0, gt=0)  # /readyz, and reads of the db gauges
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
 
     @model_validator(mode="after")
     def _leases_outlast_requests(self) -> Settings:

@@ -15,6 +15,7 @@ from batgate.api.auth import Authenticator
 from batgate.api.errors import install_handlers
 from batgate.api.fastpath import ASGIApp, FastPath
 from batgate.api.gate import Gate
+from batgate.api.probes import add_probes
 from batgate.api.ratelimit import RateLimiter
 from batgate.api.reports import messagelist_status
 from batgate.api.schemas import (
@@ -29,6 +30,7 @@ from batgate.api.schemas import (
 )
 from batgate.api.send import SendService
 from batgate.api.status import StatusService, message_ids_of
+from batgate.api.telemetry import Telemetry
 from batgate.config import Settings
 from batgate.domain.validation import Limits
 from batgate.engine.runner import Engine
@@ -78,8 +80,9 @@ def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
     )
     install_handlers(app)
     _routes(app, store, gate, sender, statuses)
+    add_probes(app, store, settings)
     _document_request_body(app)
-    return FastPath(app, gate, statuses)
+    return FastPath(Telemetry(app), gate, statuses)
 
 
 def _routes(
