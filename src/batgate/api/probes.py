@@ -7,7 +7,7 @@ side of the load balancer, or switch it off (`metrics.enabled = false`).
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from batgate.api.schemas import error_responses
@@ -46,7 +46,7 @@ def add_probes(app: FastAPI, store: Store, settings: Settings) -> None:
     @app.get(
         "/metrics",
         response_model=None,
-        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+        response_class=PlainTextResponse,
         summary="This process's metrics in the Prometheus text format",
     )
     async def metrics() -> Response:
