@@ -7,8 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from conftest import FINAL, RATES, Trace
+from e2e_support import FINAL, RATES, Trace
 
 pytestmark = pytest.mark.e2e
 

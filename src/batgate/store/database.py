@@ -7,6 +7,8 @@ Everything that differs between SQLite and PostgreSQL lives here and in
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -191,6 +193,19 @@ def _sqlite_lookup(url: sa.URL) -> sa.Connection:
     return engine.connect()
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    """PRAGMA journal_mode=WAL, which fails at once (no busy wait) while another
+    connection switches a new file too: processes starting together on one file."""
+    for attempt in range(100):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == 99:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_engine(url: sa.URL, *, writer: bool) -> AsyncEngine:
     # One writer connection: SQLite has one writer anyway, and queuing in the pool is
     # cheaper than spinning on SQLITE_BUSY. Readers run beside it thanks to WAL.
@@ -203,9 +218,9 @@ def _sqlite_engine(url: sa.URL, *, writer: bool) -> AsyncEngine:
         # Take transaction control from the driver, so BEGIN is ours (see below).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        _switch_to_wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
