@@ -29,11 +29,17 @@ class RateLimitSettings(BaseModel):
 
 
 class SandboxSettings(BaseModel):
-    """The simulator carrier's timing (SPEC §7). Seconds."""
+    """The simulator carrier's timing (SPEC §7), seconds; and where it runs.
+
+    With `url` set, workers hand messages to the sandbox carrier run as a process of
+    its own (`batgate sandbox`) over HTTP, and that process's timing applies.
+    """
 
     delivery_delay: float = 2.0
     slow_delay: float = 20.0
     jitter: float = 0.5
+    url: str | None = None
+    timeout: float = 5.0
 
 
 class DispatcherSettings(BaseModel):
@@ -150,6 +156,20 @@ class Settings(BaseSettings):
             raise ValueError(
                 "webhooks.lease_seconds must be longer than webhooks.timeout, or a slow "
                 "request's event could be claimed and sent twice at once"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _claims_outlast_sends(self) -> Settings:
+        if self.sandbox.url is None:
+            return self
+        d = self.dispatcher
+        waves = -(-d.batch_size // max(1, d.concurrency))
+        if d.lease_seconds <= self.sandbox.timeout * waves:
+            raise ValueError(
+                "dispatcher.lease_seconds must be longer than sandbox.timeout × "
+                f"ceil(batch_size / concurrency) = {self.sandbox.timeout * waves:g} s, or a "
+                "slow batch could be claimed again and handed to the carrier twice"
             )
         return self
 

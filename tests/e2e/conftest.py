@@ -578,3 +578,113 @@ def make_receiver(tmp_path: Path) -> Iterator[Callable[..., Receiver]]:
 def receiver(make_receiver: Callable[..., Receiver]) -> Receiver:
     """A running receiver that answers 200 to everything (until the test sets rules)."""
     return make_receiver()
+
+
+# -- scale-out: API, worker and sandbox carrier processes of their own ---------------
+
+
+@dataclass
+class Started:
+    """One process started by a `Fleet`: its name, its log, and its URL if it serves HTTP."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    url: str | None = None
+
+    def kill(self) -> None:
+        """`kill -9`: no clean-up of any kind."""
+        self.proc.kill()
+        self.proc.wait(timeout=_STOP_TIMEOUT)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+class Fleet:
+    """`batgate` processes of one test, sharing a database, all stopped when it ends.
+
+    `serve` starts an API process (a `Server`, e.g. `--no-workers`), `sandbox` the
+    sandbox carrier, `worker` a delivery engine; each on a free port where it serves
+    HTTP, and each waited for until it is up.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.started: list[Started] = []
+        self._servers: list[Server] = []
+        self._names = itertools.count(1)
+
+    @staticmethod
+    def env(database_url: str, settings: Mapping[str, str] | None = None) -> dict[str, str]:
+        return batgate_env(database_url, settings)
+
+    def serve(self, env: Mapping[str, str], *args: str) -> Server:
+        started = self._http("serve", env, *args)
+        assert started.url is not None
+        server = Server(self.workdir, dict(env), int(started.url.rsplit(":", 1)[1]))
+        server.proc = started.proc
+        self._servers.append(server)
+        return server
+
+    def sandbox(self, env: Mapping[str, str], *args: str) -> Started:
+        return self._http("sandbox", env, *args)
+
+    def worker(self, env: Mapping[str, str], *args: str) -> Started:
+        started = self._spawn("worker", env, *args)
+        deadline = time.monotonic() + _START_TIMEOUT
+        while " running" not in started.log_text():
+            if started.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"batgate worker did not start:\n{started.log_text()}")
+            time.sleep(0.05)
+        return started
+
+    def logs(self, command: str) -> str:
+        """The logs of every `command` process started, one after another."""
+        return "".join(s.log_text() for s in self.started if s.name.startswith(f"{command}-"))
+
+    def stop_all(self) -> None:
+        for server in self._servers:
+            server.http.close()
+        for started in reversed(self.started):
+            _stop(started.proc)
+
+    def _http(self, command: str, env: Mapping[str, str], *args: str) -> Started:
+        for _attempt in range(3):
+            port = _free_port()
+            started = self._spawn(command, env, *args, "--port", str(port))
+            started.url = f"http://127.0.0.1:{port}"
+            try:
+                healthy = _wait_healthy(started.proc, started.url, started.log)
+            except BaseException:
+                _stop(started.proc)
+                raise
+            if healthy:
+                return started
+            _stop(started.proc)
+        raise RuntimeError(f"batgate {command}: no free port after 3 attempts")
+
+    def _spawn(self, command: str, env: Mapping[str, str], *args: str) -> Started:
+        name = f"{command}-{next(self._names)}"
+        log = self.workdir / f"{name}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [str(BATGATE), command, *args],
+                env=dict(env),
+                cwd=self.workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        started = Started(name, proc, log)
+        self.started.append(started)
+        return started
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    """Start `batgate` processes of any kind (see `Fleet`); all stopped at the end."""
+    made = Fleet(tmp_path)
+    try:
+        yield made
+    finally:
+        made.stop_all()

@@ -90,8 +90,18 @@ def test_precedence(
         ({"BATGATE_DEFAULT_CURRENCY": "ABC"}, "ABC"),
         ({"BATGATE_WEBHOOKS__LEASE_SECONDS": "5"}, "lease_seconds"),
         ({"BATGATE_PORT": "eighty"}, "port"),
+        (
+            {"BATGATE_SANDBOX__URL": "http://127.0.0.1:8025", "BATGATE_SANDBOX__TIMEOUT": "30"},
+            "dispatcher.lease_seconds",
+        ),
     ],
-    ids=["rate-currency-without-fx", "default-currency-without-fx", "lease-shorter", "bad-type"],
+    ids=[
+        "rate-currency-without-fx",
+        "default-currency-without-fx",
+        "lease-shorter",
+        "bad-type",
+        "dispatch-lease-shorter-than-a-batch-of-sandbox-timeouts",
+    ],
 )
 def test_bad_settings_fail_with_a_clear_message(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], complaint: str
@@ -101,3 +111,27 @@ def test_bad_settings_fail_with_a_clear_message(
         monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=complaint):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "url"),
+    [
+        ({}, None),
+        ({"BATGATE_SANDBOX__URL": "http://127.0.0.1:8025"}, "http://127.0.0.1:8025"),
+        (
+            {
+                "BATGATE_SANDBOX__URL": "http://sandbox:8025",
+                "BATGATE_SANDBOX__TIMEOUT": "1",
+                "BATGATE_DISPATCHER__LEASE_SECONDS": "3",
+                "BATGATE_DISPATCHER__BATCH_SIZE": "100",
+            },
+            "http://sandbox:8025",
+        ),
+    ],
+    ids=["in-process", "default-timing", "short-lease-short-timeout"],
+)
+def test_sandbox_url(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], url: str | None) -> None:
+    monkeypatch.delenv("BATGATE_CONFIG", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().sandbox.url == url

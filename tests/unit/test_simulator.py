@@ -7,7 +7,7 @@ import random
 import pytest
 
 from batgate.channels.base import Outbound
-from batgate.channels.simulator import Simulator
+from batgate.channels.simulator import Simulator, Submission, decide
 from batgate.config import SandboxSettings
 from batgate.domain.messages import Channel, MessageType, Step
 from batgate.domain.outcomes import Accepted, Failed
@@ -134,3 +134,42 @@ async def test_carrier_ref_names_message_and_attempt(attempt: int) -> None:
     result = await simulator().send(outbound(Channel.RCS, "+380501234567", attempt))
     assert isinstance(result, Accepted)
     assert result.carrier_ref == f"sim-m-1-{attempt}"
+
+
+# ending, channel, draw -> (receipt status, seconds after now) or None for no receipt
+DRAWS = [
+    ("4567", Channel.SMS, -1.0, (DELIVERED, 1.0)),
+    ("4567", Channel.SMS, 0.0, (DELIVERED, 2.0)),
+    ("4567", Channel.VIBER, 1.0, (DELIVERED, 3.0)),
+    ("0001", Channel.RCS, 0.5, (UNDELIVERABLE, 2.5)),
+    ("0003", Channel.FLASHCALL, -0.5, (UNDELIVERABLE, 1.5)),
+    ("0003", Channel.SMS, 0.0, (DELIVERED, 2.0)),
+    ("0004", Channel.SMS, 1.0, (DELIVERED, 20.0)),  # the slow delay has no jitter
+    ("0005", Channel.SMS, 0.0, None),
+]
+
+
+@pytest.mark.parametrize(("ending", "channel", "draw", "expected"), DRAWS)
+def test_decide_is_a_pure_function_of_its_inputs(
+    ending: str, channel: Channel, draw: float, expected: tuple[ChannelStatus, float] | None
+) -> None:
+    submission = Submission("m-9", 2, channel, "+38050123" + ending)
+    result = decide(submission, NOW, SETTINGS, draw)
+    assert result == decide(submission, NOW, SETTINGS, draw)
+    assert isinstance(result, Accepted)
+    assert result.carrier_ref == "sim-m-9-2"
+    if expected is None:
+        assert result.receipt is None
+    else:
+        assert result.receipt is not None
+        assert (result.receipt.status, result.receipt.at - NOW) == expected
+
+
+async def test_the_simulator_answers_what_decide_does() -> None:
+    """Same settings, clock and dice: the in-process connector is `decide`, nothing more."""
+    draws = random.Random(5)
+    sim = simulator(seed=5)
+    for ending in ("4567", "0001", "0002", "0003", "0004", "0005"):
+        message = outbound(Channel.VIBER, "+38050123" + ending)
+        expected = decide(Submission.of(message), NOW, SETTINGS, draws.uniform(-1, 1))
+        assert await sim.send(message) == expected

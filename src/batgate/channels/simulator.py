@@ -10,6 +10,10 @@
 
 Receipts are announced with the acceptance (:class:`ScheduledReceipt`), so they
 are stored with the message and survive restarts; the engine applies them when due.
+
+What the carrier answers is one pure function, :func:`decide`. The in-process
+:class:`Simulator` calls it, and so does the sandbox carrier run as a process of
+its own (`batgate sandbox`, :mod:`batgate.channels.sandbox_http`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from batgate.channels.base import Outbound
 from batgate.config import SandboxSettings
@@ -25,7 +30,48 @@ from batgate.domain.outcomes import Accepted, Failed, ScheduledReceipt, SendResu
 from batgate.domain.status import ChannelStatus
 
 
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What the sandbox carrier sees of one hand-over."""
+
+    message_id: str
+    attempt: int
+    channel: Channel
+    to: str
+
+    @classmethod
+    def of(cls, message: Outbound) -> Submission:
+        return cls(message.message_id, message.attempt, message.step.channel, message.step.to)
+
+    @property
+    def carrier_ref(self) -> str:
+        return f"sim-{self.message_id}-{self.attempt}"
+
+
+def decide(
+    submission: Submission, now: float, settings: SandboxSettings, draw: float
+) -> SendResult:
+    """The sandbox's answer to `submission` at time `now`.
+
+    `draw`, in [-1, 1], places the receipt within ±`jitter` of `delivery_delay`.
+    """
+    ending = submission.to[-4:]
+    ref = submission.carrier_ref
+    if ending == "0002":
+        return Failed("sandbox: carrier temporarily unavailable (0002)", retryable=True)
+    if ending == "0005":
+        return Accepted(ref)
+    delay = max(0.0, settings.delivery_delay * (1.0 + settings.jitter * draw))
+    if ending == "0001" or (ending == "0003" and submission.channel is not Channel.SMS):
+        return Accepted(ref, ScheduledReceipt(ChannelStatus.UNDELIVERABLE, now + delay))
+    if ending == "0004":
+        delay = settings.slow_delay
+    return Accepted(ref, ScheduledReceipt(ChannelStatus.DELIVERED, now + delay))
+
+
 class Simulator:
+    """The sandbox carrier inside the worker: :func:`decide`, with a clock and a dice."""
+
     def __init__(
         self,
         settings: SandboxSettings,
@@ -37,21 +83,5 @@ class Simulator:
         self._rng = rng or random.Random()
 
     async def send(self, message: Outbound) -> SendResult:
-        ending = message.step.to[-4:]
-        ref = f"sim-{message.message_id}-{message.attempt}"
-        if ending == "0002":
-            return Failed("sandbox: carrier temporarily unavailable (0002)", retryable=True)
-        if ending == "0005":
-            return Accepted(ref)
-        if ending == "0001" or (ending == "0003" and message.step.channel is not Channel.SMS):
-            return Accepted(ref, self._receipt(ChannelStatus.UNDELIVERABLE, self._delay()))
-        delay = self._settings.slow_delay if ending == "0004" else self._delay()
-        return Accepted(ref, self._receipt(ChannelStatus.DELIVERED, delay))
-
-    def _delay(self) -> float:
-        base = self._settings.delivery_delay
-        spread = base * self._settings.jitter
-        return max(0.0, base + self._rng.uniform(-spread, spread))
-
-    def _receipt(self, status: ChannelStatus, delay: float) -> ScheduledReceipt:
-        return ScheduledReceipt(status, self._clock() + delay)
+        draw = self._rng.uniform(-1.0, 1.0)
+        return decide(Submission.of(message), self._clock(), self._settings, draw)

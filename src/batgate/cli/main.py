@@ -11,7 +11,7 @@ import typer
 import uvicorn
 
 from batgate import __version__
-from batgate.cli import accounts, rates, user, webhooks
+from batgate.cli import accounts, rates, sandbox, user, webhooks
 from batgate.cli.common import DatabaseUrl, fail, open_store, run, settings_for
 from batgate.config import Settings
 from batgate.observability import logs
@@ -35,6 +35,7 @@ app.command(rich_help_panel="Messages")(user.send)
 app.command(rich_help_panel="Messages")(user.status)
 app.command(rich_help_panel="Messages")(user.wait)
 app.command(rich_help_panel="Messages")(user.report)
+app.command()(sandbox.sandbox)
 
 
 def _logging(settings: Settings) -> None:

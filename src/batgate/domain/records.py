@@ -47,6 +47,10 @@ class MessageRecord:
     bill_currency: str
     created_at: float
     updated_at: float
+    # Claims after a lease ran out with nothing written: each may re-send a hand-over.
+    reclaims: int = 0
+    # On a record just claimed: the worker whose lease on it ran out, if any.
+    previous_claim: str | None = None
 
     @property
     def current(self) -> Step:

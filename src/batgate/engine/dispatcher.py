@@ -5,6 +5,11 @@ the next fallback step, announced receipts, TTL expiry — because each of these
 just "the message is due": the store's `due_at` says when, the state machine in
 :mod:`batgate.domain.lifecycle` says what. Claims carry a lease, so messages a
 crashed process had claimed come back once the lease runs out.
+
+Crash safety: one tick at a time, and a tick's results are written before the
+next claim, so a worker never has more than `batch_size` messages handed to a
+carrier without a record. Only those can be handed over again after a crash;
+each such claim is counted by the store (`reclaims`) and logged here.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ class Dispatcher:
         self._limit = asyncio.Semaphore(settings.concurrency)
         self._wakeup = asyncio.Event()
         self.worker = worker_name()
+        # Messages this dispatcher claimed after another claim's lease ran out.
+        self.reclaimed = 0
 
     def wake(self) -> None:
         """New work was stored by this process: look now rather than at the next poll."""
@@ -84,28 +91,61 @@ class Dispatcher:
     async def tick(self) -> int:
         """Claim one batch of due messages, handle each, write all results at once."""
         now = self._clock()
+        lease_ends = time.monotonic() + self._settings.lease_seconds
         records = await self._store.claim_due(
             self.worker, now, self._settings.lease_seconds, self._settings.batch_size
         )
         if not records:
             return 0
         _count_claims(records, now)
+        self._note_reclaims(records)
         rates = await self._ratebook.table()
         planned = await asyncio.gather(*(self._plan_safely(r, rates) for r in records))
         changes = [c for c in planned if c is not None]
-        written_at = self._clock()
-        applied = await self._store.apply_all(changes, written_at)
-        _count_applied(changes, applied, written_at)
+        applied = await self._record(changes, lease_ends)
+        _count_applied(changes, applied, self._clock())
         if any(ok and c.notifications for ok, c in zip(applied, changes, strict=True)):
             self._on_events()
         return len(records)
+
+    def _note_reclaims(self, records: list[MessageRecord]) -> None:
+        for record in records:
+            if record.previous_claim is not None:
+                self.reclaimed += 1
+                log.warning(
+                    "message %s claimed again after the lease of %s ran out (re-claim %d): "
+                    "a hand-over to its carrier may be repeated",
+                    record.id,
+                    record.previous_claim,
+                    record.reclaims,
+                )
+
+    async def _record(self, changes: list[Change], lease_ends: float) -> list[bool]:
+        """Write a tick's results, trying again while its lease lasts.
+
+        Nothing new is claimed meanwhile, so hand-overs without a record stay within
+        one batch; once the lease has run out the messages are others' to re-claim.
+        A retry is safe: each write is a compare-and-set on the version it read.
+        """
+        pause = 0.05
+        while True:
+            try:
+                return await self._store.apply_all(changes, self._clock())
+            except Exception:
+                if time.monotonic() + pause >= lease_ends:
+                    raise
+                log.exception("writing %d results failed; trying again", len(changes))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     async def _plan_safely(self, record: MessageRecord, rates: RateTable) -> Change | None:
         try:
             return await self._plan(record, rates)
         except Exception:
-            # One message's trouble must not hold back the batch; its lease runs
-            # out and it is tried again.
+            # One message's trouble must not hold back the batch. It keeps its claim,
+            # so it waits for the lease to run out rather than coming straight back
+            # (it may have been handed over already); that next claim counts as a
+            # re-claim, an upper bound of the re-sends.
             log.exception("handling message %s failed", record.id)
             return None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from batgate.channels.registry import build_connectors
+from batgate.channels.registry import build_connectors, close_connectors
 from batgate.config import Settings
 from batgate.engine.dispatcher import Dispatcher
 from batgate.engine.ratebook import RateBook, configured_rates
@@ -16,9 +16,10 @@ from batgate.store.manager import Store
 class Engine:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.webhooks = WebhookSender(store, settings.webhooks)
+        self._connectors = build_connectors(settings)
         self.dispatcher = Dispatcher(
             store,
-            build_connectors(settings),
+            self._connectors,
             RateBook(store, configured_rates(settings.rates)),
             settings.dispatcher,
             settings.fx,
@@ -37,6 +38,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await close_connectors(self._connectors.values())
 
     def wake(self) -> None:
         self.dispatcher.wake()

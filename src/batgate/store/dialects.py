@@ -16,9 +16,18 @@ def claim_due(dialect: str, worker: str, now: float, lease_until: float, limit: 
 
     PostgreSQL skips rows another worker has locked; SQLite has one writer at a
     time, so the plain subquery is already exclusive.
+
+    A message still claimed by someone (`claimed_by` set, its lease run out) was
+    claimed and never written back: its worker died, or gave up on it, maybe after
+    handing it to a carrier. Such a claim counts in `reclaims`, and each row comes
+    back with `previous_claim`, the worker whose lease ran out (None for a fresh
+    claim). The due rows are materialised first, so `previous_claim` is their value
+    before this update on both dialects (SQLite's RETURNING sees only new values).
     """
     due = (
-        sa.select(messages.c.id)
+        # Names of their own: SQLite's RETURNING takes no table prefixes, so a bare
+        # `id` there must mean the updated row.
+        sa.select(messages.c.id.label("due_id"), messages.c.claimed_by.label("previous"))
         .where(
             messages.c.due_at.is_not(None),
             messages.c.due_at <= now,
@@ -29,11 +38,16 @@ def claim_due(dialect: str, worker: str, now: float, lease_until: float, limit: 
     )
     if dialect == "postgresql":
         due = due.with_for_update(skip_locked=True)
+    taken = due.cte("due").prefix_with("MATERIALIZED")
+    previous = sa.select(taken.c.previous).where(taken.c.due_id == messages.c.id).scalar_subquery()
+    reclaimed = sa.case((messages.c.claimed_by.is_not(None), 1), else_=0)
     return (
         sa.update(messages)
-        .where(messages.c.id.in_(due.scalar_subquery()))
-        .values(claimed_by=worker, claimed_until=lease_until)
-        .returning(*messages.c)
+        .where(messages.c.id.in_(sa.select(taken.c.due_id)))
+        .values(
+            claimed_by=worker, claimed_until=lease_until, reclaims=messages.c.reclaims + reclaimed
+        )
+        .returning(*messages.c, previous.label("previous_claim"))
     )
 
 

@@ -342,7 +342,7 @@ class Store:
         stmt = dialects.claim_due(self.db.dialect, worker, now, now + lease, limit)
         async with self.db.writer.begin() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [message_from_row(row) for row in rows]
+        return [message_from_row(row, row.previous_claim) for row in rows]
 
     async def apply(
         self,

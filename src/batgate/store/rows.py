@@ -93,7 +93,7 @@ def progress_values(p: Progress) -> dict[str, Any]:
     }
 
 
-def message_from_row(row: Any) -> MessageRecord:
+def message_from_row(row: Any, previous_claim: str | None = None) -> MessageRecord:
     """A message row (an sa.Row or a MessageRow: the same attributes) as a domain object."""
     # Plain dict look-ups: calling an Enum class costs ~10 times as much, and this
     # runs for every status read and every claimed message.
@@ -124,4 +124,6 @@ def message_from_row(row: Any) -> MessageRecord:
         bill_currency=row.bill_currency,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        reclaims=row.reclaims,
+        previous_claim=previous_claim,
     )
