@@ -19,7 +19,8 @@ from integration_support import make_account, new_message
 
 from batgate.domain.messages import NewMessage
 from batgate.domain.records import Account
-from batgate.store.manager import Idempotency, IdempotencyConflict, Store
+from batgate.store.idempotency import Idempotency, IdempotencyConflict
+from batgate.store.manager import Store
 from batgate.store.schema import idempotency_keys, messagelists, messages
 
 T0 = 1_700_000_000.0

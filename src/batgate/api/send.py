@@ -19,7 +19,8 @@ from batgate.api.errors import ApiError
 from batgate.domain.messages import MessageType, NewMessage, Rejection
 from batgate.domain.records import Account
 from batgate.domain.validation import Limits, validate_message
-from batgate.store.manager import Idempotency, IdempotencyConflict, Store
+from batgate.store.idempotency import Idempotency, IdempotencyConflict
+from batgate.store.manager import Store
 
 
 class SendService:

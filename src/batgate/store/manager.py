@@ -20,6 +20,14 @@ from batgate.domain.records import Account, MessageRecord
 from batgate.domain.status import DeliveryStatus
 from batgate.store import dialects
 from batgate.store.database import Database
+from batgate.store.idempotency import (
+    CLAIM_ATTEMPTS,
+    Idempotency,
+    KeyTaken,
+    claim_key,
+    replay,
+    store_response,
+)
 from batgate.store.outbox import Outbox
 from batgate.store.ratebuckets import RateBuckets
 from batgate.store.rows import (
@@ -32,7 +40,6 @@ from batgate.store.rows import (
 )
 from batgate.store.schema import (
     accounts,
-    idempotency_keys,
     message_events,
     messagelists,
     messages,
@@ -49,30 +56,6 @@ _BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
 
 class DuplicateAccountError(Exception):
     """An account with this username exists already."""
-
-
-class IdempotencyConflict(Exception):
-    """An idempotency key was used again with a different request body."""
-
-
-class _KeyTaken(Exception):
-    """A concurrent transaction holds (or has committed) the same idempotency key."""
-
-    def __init__(self, error: sa.exc.IntegrityError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-# A loser of a race for a key replays at its next attempt; more than one more is a
-# key that expired and was renewed concurrently again and again.
-_CLAIM_ATTEMPTS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Idempotency:
-    key: str
-    body_hash: str  # SHA-256 of the request body
-    window: float = 86_400.0
 
 
 def new_message_id() -> str:
@@ -246,8 +229,8 @@ class Store:
         while True:
             try:
                 return await self._send_batch_once(account, batch, now, render, idempotency)
-            except _KeyTaken as taken:
-                if attempt >= _CLAIM_ATTEMPTS:
+            except KeyTaken as taken:
+                if attempt >= CLAIM_ATTEMPTS:
                     raise taken.error from None
             # Another request stored the same key between our look and our claim.
             log.info("Idempotency-Key taken by a concurrent request; replaying its answer")
@@ -263,18 +246,14 @@ class Store:
     ) -> bytes:
         async with self.db.writer.begin() as conn:
             if idempotency is not None:
-                seen = await _replay(conn, account.id, idempotency, now)
+                seen = await replay(conn, account.id, idempotency, now)
                 if seen is not None:
                     return seen
-                await _claim_key(conn, account.id, idempotency, now)
+                await claim_key(conn, account.id, idempotency, now)
             list_id, ids = await _insert_batch(conn, account, batch, now)
             response = render(list_id, ids)
             if idempotency is not None:
-                await conn.execute(
-                    idempotency_keys.update()
-                    .where(_key_is(account.id, idempotency.key))
-                    .values(response=response.decode())
-                )
+                await store_response(conn, account.id, idempotency, response)
             return response
 
     async def messagelist_summary(
@@ -529,44 +508,3 @@ async def _insert_batch(
         ]
         await conn.execute(messages.insert(), rows)
     return list_id, ids
-
-
-def _key_is(account_id: int, key: str) -> sa.ColumnElement[bool]:
-    return (idempotency_keys.c.account_id == account_id) & (idempotency_keys.c.key == key)
-
-
-async def _replay(
-    conn: AsyncConnection, account_id: int, idem: Idempotency, now: float
-) -> bytes | None:
-    """The stored response of the key, or None when there is none (any more)."""
-    where = _key_is(account_id, idem.key)
-    row = (await conn.execute(sa.select(idempotency_keys).where(where))).one_or_none()
-    if row is None:
-        return None
-    expired = now - idem.window
-    if row.created_at < expired:
-        # Only while still expired: a concurrent request may have renewed the key
-        # since we read it (PostgreSQL), and its fresh row must stay.
-        await conn.execute(
-            idempotency_keys.delete().where(where, idempotency_keys.c.created_at < expired)
-        )
-        return None
-    if row.body_hash != idem.body_hash:
-        raise IdempotencyConflict(idem.key)
-    return str(row.response).encode()
-
-
-async def _claim_key(conn: AsyncConnection, account_id: int, idem: Idempotency, now: float) -> None:
-    """Insert the key's row (its response follows once rendered); _KeyTaken if one exists."""
-    try:
-        await conn.execute(
-            idempotency_keys.insert().values(
-                account_id=account_id,
-                key=idem.key,
-                body_hash=idem.body_hash,
-                response="",
-                created_at=now,
-            )
-        )
-    except sa.exc.IntegrityError as exc:
-        raise _KeyTaken(exc) from exc
