@@ -26,6 +26,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def database_url(databases: Databases, backend: str, tmp_path: Path) -> str:
-    """A fresh, migrated database of the test's backend."""
-    return databases.url(backend, tmp_path)
+def database_url(databases: Databases, backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database of the test's backend (PostgreSQL's are recycled)."""
+    with databases.lease(backend, tmp_path) as url:
+        yield url

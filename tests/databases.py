@@ -43,23 +43,47 @@ def _admin() -> psycopg.Connection[Any]:
 
 
 class Databases:
-    """Makes databases for one test run and drops them at its end."""
+    """Makes databases for one test run and drops them at its end.
+
+    DROP DATABASE makes PostgreSQL checkpoint (about half a second on a quiet
+    machine, much more on a busy one), so the databases of single tests are not
+    dropped but recycled: `lease` hands out one emptied with TRUNCATE.
+    """
 
     def __init__(self) -> None:
         self._run = f"{os.getpid()}_{os.urandom(2).hex()}"
         self._numbers = itertools.count(1)
         self._made: list[str] = []
         self._template: str | None = None
+        self._free: list[str] = []
 
-    def url(self, backend: str, directory: Path) -> str:
-        """A fresh, migrated database of `backend`; SQLite's lives in `directory`."""
+    @contextmanager
+    def lease(self, backend: str, directory: Path) -> Iterator[str]:
+        """A fresh migrated database for one test; a PostgreSQL one is recycled afterwards."""
+        if backend != "postgresql" or not self._free:
+            url = self.url(backend, directory)
+        else:
+            url = self._free.pop()
+            _empty(url)
+        try:
+            yield url
+        finally:
+            if backend == "postgresql":
+                self._free.append(url)
+
+    def url(self, backend: str, directory: Path, *, migrated: bool = True) -> str:
+        """A fresh database of `backend`; SQLite's file (made when first used) is in `directory`.
+
+        A PostgreSQL one is migrated already unless `migrated` is false (then it is empty).
+        """
         if backend == "sqlite":
             return f"sqlite:///{directory / f'batgate-{next(self._numbers)}.db'}"
         if backend != "postgresql":
             raise ValueError(f"unknown test backend {backend!r}")
         name = f"bgtest_{self._run}_{next(self._numbers)}"
+        template = self._migrated_template() if migrated else "template0"
         with _admin() as admin:
-            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._migrated_template()}"')
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         self._made.append(name)
         return _database_url(name)
 
@@ -92,6 +116,20 @@ class Databases:
             for name in reversed(self._made):
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self._made.clear()
+
+
+def _empty(url: str) -> None:
+    """Disconnect everyone from the database and empty every table but Alembic's."""
+    name = make_url(url).database
+    with _admin() as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+    with raw_connection(url) as raw:
+        tables = [t for t, _, _ in raw.schema() if t != "alembic_version"]
+        raw.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
 
 
 def _database_url(name: str) -> str:

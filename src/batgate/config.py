@@ -9,9 +9,9 @@ type checking, so a typo in a value fails at start-up with a clear message.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,6 +72,15 @@ class WebhookSettings(BaseModel):
     max_retry_after: float = 86400
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus metrics (docs/operations.md, Observability)."""
+
+    enabled: bool = True  # GET /metrics on the API port of `batgate serve`
+    cache_seconds: float = Field(default=2.0, ge=0)  # database gauges: read at most this often
+    worker_port: int | None = Field(default=None, ge=1, le=65535)  # `batgate worker` /metrics
+    worker_host: str = "127.0.0.1"
+
+
 class RateEntry(BaseModel):
     channel: str
     prefix: str = ""
@@ -99,6 +108,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///./batgate.db"
+    # Connections each process keeps to PostgreSQL, and how many more it may open at peaks.
+    database_pool_size: int = Field(default=5, ge=1)
+    database_max_overflow: int = Field(default=5, ge=0)
     host: str = "127.0.0.1"
     port: int = 8000
     max_messages_per_request: int = 1000
@@ -123,6 +135,20 @@ class Settings(BaseSettings):
     )
     rates: list[RateEntry] = Field(default_factory=_default_rates)
     fx: dict[str, float] = Field(default_factory=_default_fx)
+    # Logs: JSON lines, or text; "auto" is text on a terminal and JSON otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: str = "INFO"
+    access_log: bool = False  # one line per HTTP request (~10 µs each; see docs/operations.md)
+    readiness_timeout: float = Field(default=2.0, gt=0)  # /readyz, and reads of the db gauges
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
 
     @model_validator(mode="after")
     def _leases_outlast_requests(self) -> Settings:

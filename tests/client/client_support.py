@@ -417,9 +417,9 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(workdir: Path) -> Iterator[LiveServer]:
-    """`batgate serve` on a free port with a fresh SQLite file; stopped afterwards."""
-    env = server_env(f"sqlite:///{workdir / 'batgate.db'}")
+def live_server(workdir: Path, database_url: str | None = None) -> Iterator[LiveServer]:
+    """`batgate serve` on a free port on `database_url` (default a fresh SQLite file)."""
+    env = server_env(database_url or f"sqlite:///{workdir / 'batgate.db'}")
     port = free_port()
     log = (workdir / "server.log").open("wb")
     proc = subprocess.Popen(

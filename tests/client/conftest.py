@@ -36,6 +36,7 @@ from batgate.client import AsyncClient, Client
 from batgate.config import load_settings
 from batgate.domain.credentials import hash_password, key_hash, new_webhook_secret
 from batgate.store.manager import Store
+from databases import Databases
 
 
 class InProcessApp:
@@ -81,8 +82,10 @@ async def _make_accounts(database_url: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="session")
-def inproc_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    database_url = f"sqlite:///{tmp_path_factory.mktemp('inproc') / 'batgate.db'}"
+def inproc_target(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
+) -> Iterator[Target]:
+    database_url = databases.url(backend, tmp_path_factory.mktemp(f"inproc-{backend}"))
     settings = load_settings(
         database_url=database_url,
         sandbox={"delivery_delay": 0.1, "slow_delay": 60, "jitter": 0.2},
@@ -109,9 +112,12 @@ def inproc_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
+) -> Iterator[LiveServer]:
     """A live `batgate serve` shared by the e2e tests of the session."""
-    with live_server(tmp_path_factory.mktemp("live")) as live:
+    workdir = tmp_path_factory.mktemp(f"live-{backend}")
+    with live_server(workdir, databases.url(backend, workdir)) as live:
         yield live
 
 
@@ -135,7 +141,8 @@ def http_target(server: LiveServer) -> Iterator[Target]:
 
 
 @pytest.fixture(params=["inproc", pytest.param("http", marks=pytest.mark.e2e)])
-def target(request: pytest.FixtureRequest) -> Target:
+def target(request: pytest.FixtureRequest, backend: str) -> Target:
+    # `backend` is named so that pytest parametrises the target's server by backend.
     return request.getfixturevalue(f"{request.param}_target")  # type: ignore[no-any-return]
 
 

@@ -180,7 +180,7 @@ def test_an_idempotency_key_replays_the_first_answer(client: Any) -> None:
     assert again == first
     with pytest.raises(IdempotencyKeyReusedError) as caught:
         client.send([sms(OK, "a different body")], idempotency_key=key)
-    assert (caught.value.status_code, caught.value.code) == (409, "IDEMPOTENCY_KEY_REUSED")
+    assert (caught.value.status_code, caught.value.code) == (422, "IDEMPOTENCY_KEY_REUSED")
 
 
 # -- status and waiting ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import email.utils
+import json
 import random
 from collections.abc import Callable
 from typing import Any
@@ -109,11 +110,34 @@ def core(clock: Clock, **options: Any) -> Core:
 
 
 def status_answer(status: str = "processing") -> Answerer:
-    def answer(request: httpx.Request) -> httpx.Response:
-        message_id = request.url.path.rsplit("/", 1)[-1]
-        return httpx.Response(200, json={"messageId": message_id, "deliverystatus": status})
+    return per_id(
+        lambda mid: httpx.Response(200, json={"messageId": mid, "deliverystatus": status})
+    )
 
-    return answer
+
+def per_id(answer: Callable[[str], httpx.Response], bulk: bool = True) -> Answerer:
+    """A server answering `GET /bat/message/{id}` with `answer(id)`, and, with `bulk`,
+    `POST /bat/message/status` with the same per id (batgate); without, a 405 to it."""
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return answer(request.url.path.rsplit("/", 1)[-1])
+        if not bulk:
+            return httpx.Response(405, json=_error("METHOD_NOT_ALLOWED"))
+        entries = []
+        for mid in json.loads(request.content)["messageIds"]:
+            single = answer(mid)
+            if single.status_code != 200:
+                return single  # the whole request fails as the GET would
+            entries.append({"messageId": mid, **single.json()})
+        return httpx.Response(200, json={"messages": entries})
+
+    return serve
+
+
+def not_found_entry(mid: str) -> httpx.Response:
+    """What a bulk answer holds for an unknown id (the GET would answer 404)."""
+    return httpx.Response(200, json={"messageId": mid, **_error("NOT_FOUND")})
 
 
 # -- polling pace ----------------------------------------------------------------------------
@@ -152,17 +176,17 @@ def test_wait_returns_the_final_status_as_soon_as_it_is_seen() -> None:
     assert len(driver.calls) == 3
 
 
-def test_wait_for_all_stops_asking_about_final_messages() -> None:
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "per-id"])
+def test_wait_for_all_stops_asking_about_final_messages(bulk: bool) -> None:
     clock = Clock()
     polls = {"a": 0, "b": 0}
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        mid = request.url.path.rsplit("/", 1)[-1]
+    def answer(mid: str) -> httpx.Response:
         polls[mid] += 1
         final = mid == "a" or polls[mid] >= 4
         return httpx.Response(200, json={"deliverystatus": "delivered" if final else "processing"})
 
-    driver = Driver(answer, clock)
+    driver = Driver(per_id(answer, bulk), clock)
     seen: list[list[str]] = []
     statuses = driver.run(
         core(clock).wait_for_all(
@@ -183,12 +207,16 @@ def test_wait_with_a_short_timeout_looks_once_more_at_the_deadline() -> None:
     assert [t - 1000.0 for t in driver.times_of("m1")] == [0.0, 3.0]
 
 
-def test_wait_with_a_zero_timeout_looks_once() -> None:
+@pytest.mark.parametrize(
+    ("bulk", "requests"), [(True, 1), (False, 3)], ids=["bulk", "405-then-per-id"]
+)
+def test_wait_with_a_zero_timeout_looks_once(bulk: bool, requests: int) -> None:
     clock = Clock()
-    driver = Driver(status_answer("scheduled"), clock)
+    scheduled = per_id(lambda m: httpx.Response(200, json={"deliverystatus": "scheduled"}), bulk)
+    driver = Driver(scheduled, clock)
     with pytest.raises(DeliveryTimeoutError) as caught:
         driver.run(core(clock).wait_for_all(["a", "b"], timeout=0))
-    assert len(driver.calls) == 2
+    assert len(driver.calls) == requests
     assert "2 of 2 messages" in str(caught.value)
     assert set(caught.value.last_statuses) == {"a", "b"}
 
@@ -213,7 +241,8 @@ def test_rate_limiter_allows_a_burst_then_spaces_requests() -> None:
 
 def test_statuses_with_a_rate_limit_space_their_requests() -> None:
     clock = Clock()
-    driver = Driver(status_answer("delivered"), clock)
+    delivered = per_id(lambda m: httpx.Response(200, json={"deliverystatus": "delivered"}), False)
+    driver = Driver(delivered, clock)
     ids = [f"m{i}" for i in range(6)]
     results = driver.run(core(clock).statuses(ids, rate_limit=10))
     assert [r.message_id for r in results] == ids and all(r.ok for r in results)
@@ -221,16 +250,18 @@ def test_statuses_with_a_rate_limit_space_their_requests() -> None:
     assert all(b - a >= 0.1 - 1e-9 for a, b in zip(times, times[1:], strict=False))
 
 
-def test_statuses_report_errors_per_id_but_raise_authentication() -> None:
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "per-id"])
+def test_statuses_report_errors_per_id_but_raise_authentication(bulk: bool) -> None:
     clock = Clock()
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/gone"):
-            return httpx.Response(404, json=_error("NOT_FOUND"))
+    def answer(mid: str) -> httpx.Response:
+        if mid == "gone":
+            return not_found_entry(mid) if bulk else httpx.Response(404, json=_error("NOT_FOUND"))
         return httpx.Response(200, json={"deliverystatus": "delivered"})
 
-    results = Driver(answer, clock).run(core(clock).statuses(["a", "gone", "b"]))
+    results = Driver(per_id(answer, bulk), clock).run(core(clock).statuses(["a", "gone", "b"]))
     assert [type(r.error) for r in results] == [type(None), NotFoundError, type(None)]
+    assert (results[1].error.status_code, results[1].error.code) == (404, "NOT_FOUND")
     unauthorized = Driver(lambda r: httpx.Response(401, json=_error("UNAUTHORIZED")), clock)
     with pytest.raises(AuthenticationError):
         unauthorized.run(core(clock).statuses(["a"]))

@@ -26,28 +26,17 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from e2e_support import FINAL, RATES, Trace
+
+from databases import Databases
 
 BATGATE = Path(sys.executable).parent / "batgate"
-
-FINAL = frozenset({"delivered", "undeliverable", "permanenterror"})
-_RANK = {"scheduled": 0, "processing": 1, "delivered": 2, "undeliverable": 2, "permanenterror": 2}
-_CHANNEL_RANK = {
-    "not_used": 0,
-    "scheduled": 1,
-    "processing": 2,
-    "delivered": 3,
-    "undeliverable": 3,
-    "permanenterror": 3,
-}
-
-# Prices per part the fast server is configured with, so tests can check exact money.
-RATES = {"sms": 0.05, "viber": 0.03, "rcs": 0.04, "flashcall": 0.02}
 
 # The shared server: a quick sandbox, short retries, no rate limit, short auth cache
 # (so that disabling an account shows within a second).
@@ -109,68 +98,6 @@ class Account:
     @property
     def headers(self) -> dict[str, str]:
         return {"X-Authorization-Key": self.api_key}
-
-
-@dataclass
-class Trace:
-    """Every status answer seen while polling one message, with seconds since polling began."""
-
-    message_id: str
-    docs: list[dict[str, Any]] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
-
-    @property
-    def final(self) -> dict[str, Any]:
-        return self.docs[-1]
-
-    @property
-    def statuses(self) -> list[str]:
-        """Distinct statuses in the order they were seen."""
-        seen: list[str] = []
-        for doc in self.docs:
-            if not seen or seen[-1] != doc["deliverystatus"]:
-                seen.append(doc["deliverystatus"])
-        return seen
-
-    def first_seen(self, status: str) -> float | None:
-        for doc, at in zip(self.docs, self.times, strict=True):
-            if doc["deliverystatus"] == status:
-                return at
-        return None
-
-    def assert_walk(self, final: str) -> None:
-        """What was seen is part of scheduled → processing → `final`, in that order."""
-        path = ["scheduled", "processing", final]
-        seen = self.statuses
-        assert seen[-1] == final, seen
-        assert all(s in path for s in seen), seen
-        assert [path.index(s) for s in seen] == sorted(path.index(s) for s in seen), seen
-
-    def add(self, doc: dict[str, Any], at: float) -> None:
-        status = doc["deliverystatus"]
-        assert status in _RANK, f"unknown deliverystatus in {doc}"
-        if self.docs:
-            before = self.docs[-1]
-            old = before["deliverystatus"]
-            assert _RANK[status] >= _RANK[old], f"status went back: {old} -> {status}"
-            assert old not in FINAL or old == status, f"final status changed: {old} -> {status}"
-            _check_channels(before.get("extendedStatuses"), doc.get("extendedStatuses"))
-        if status in FINAL:
-            assert isinstance(doc.get("cost"), (int, float)), f"final status without cost: {doc}"
-        else:
-            assert "cost" not in doc, f"cost before the status is final: {doc}"
-        self.docs.append(doc)
-        self.times.append(at)
-
-
-def _check_channels(old: dict[str, str] | None, new: dict[str, str] | None) -> None:
-    if old is None or new is None:
-        return
-    assert old.keys() == new.keys(), f"extendedStatuses channels changed: {old} -> {new}"
-    for channel, was in old.items():
-        now = new[channel]
-        assert _CHANNEL_RANK[now] >= _CHANNEL_RANK[was], f"{channel} went back: {was} -> {now}"
-        assert _CHANNEL_RANK[was] < 3 or was == now, f"{channel} final changed: {was} -> {now}"
 
 
 class Server:
@@ -307,15 +234,21 @@ def _wait_healthy(proc: subprocess.Popen[bytes], base_url: str, log: Path) -> bo
 
 
 @contextmanager
-def running_server(workdir: Path, settings: Mapping[str, str] | None = None) -> Iterator[Server]:
-    """Start `batgate serve` on a free port with a fresh database in `workdir`."""
-    env = batgate_env(f"sqlite:///{workdir / 'batgate.db'}", settings)
+def running_server(
+    workdir: Path,
+    settings: Mapping[str, str] | None = None,
+    database_url: str | None = None,
+    *options: str,
+) -> Iterator[Server]:
+    """Start `batgate serve [options]` on a free port, on `database_url` (default: a file
+    in `workdir`)."""
+    env = batgate_env(database_url or f"sqlite:///{workdir / 'batgate.db'}", settings)
     for attempt in itertools.count(1):
         port = _free_port()
         log = workdir / f"server-{attempt}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [str(BATGATE), "serve", "--port", str(port)],
+                [str(BATGATE), "serve", "--port", str(port), *options],
                 env=env,
                 cwd=workdir,
                 stdout=out,
@@ -341,10 +274,36 @@ def running_server(workdir: Path, settings: Mapping[str, str] | None = None) -> 
         return
 
 
+def _workdir_and_database(
+    tmp_path_factory: pytest.TempPathFactory, name: str, backend: str, databases: Databases
+) -> tuple[Path, str]:
+    workdir = tmp_path_factory.mktemp(f"{name}-{backend}")
+    return workdir, databases.url(backend, workdir)
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., Server]]:
+    """`running_server` as a function for tests; every server is stopped at the end."""
+    with ExitStack() as stack:
+
+        def start(
+            workdir: Path,
+            settings: Mapping[str, str] | None = None,
+            database_url: str | None = None,
+            *options: str,
+        ) -> Server:
+            return stack.enter_context(running_server(workdir, settings, database_url, *options))
+
+        yield start
+
+
 @pytest.fixture(scope="session")
-def fast_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def fast_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
+) -> Iterator[Server]:
     """Shared by most tests: delivery in ~0.3 s, 0004 slow for 2 s, retries of 0.2 s."""
-    with running_server(tmp_path_factory.mktemp("fast"), FAST) as server:
+    workdir, url = _workdir_and_database(tmp_path_factory, "fast", backend, databases)
+    with running_server(workdir, FAST, url) as server:
         yield server
 
 
@@ -360,39 +319,52 @@ def bob(fast_server: Server) -> Account:
 
 
 @pytest.fixture(scope="module")
-def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def default_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
+) -> Iterator[Server]:
     """Default settings: no timing, retry or rate-limit variables at all."""
-    with running_server(tmp_path_factory.mktemp("default")) as server:
+    workdir, url = _workdir_and_database(tmp_path_factory, "default", backend, databases)
+    with running_server(workdir, None, url) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def slow_retry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def slow_retry_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
+) -> Iterator[Server]:
     """The fast sandbox, but a failed send is retried only after 6 s (TTL checks)."""
     settings = {**FAST, "BATGATE_DISPATCHER__RETRY_DELAYS": "[6,6]"}
-    with running_server(tmp_path_factory.mktemp("slowretry"), settings) as server:
+    workdir, url = _workdir_and_database(tmp_path_factory, "slowretry", backend, databases)
+    with running_server(workdir, settings, url) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Rate limit on: 1 request/s per account with bursts of 3."""
+def limited_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
+) -> Iterator[Server]:
+    """Rate limit on: one request every 4 s per account, with bursts of 3.
+
+    Slow enough that a loaded machine (Argon2 checks of HTTP Basic take a while)
+    does not refill a token between four requests sent back to back.
+    """
     settings = {
         **FAST,
         "BATGATE_RATE_LIMIT__ENABLED": "true",
-        "BATGATE_RATE_LIMIT__RATE": "1",
+        "BATGATE_RATE_LIMIT__RATE": "0.25",
         "BATGATE_RATE_LIMIT__BURST": "3",
     }
-    with running_server(tmp_path_factory.mktemp("limited"), settings) as server:
+    workdir, url = _workdir_and_database(tmp_path_factory, "limited", backend, databases)
+    with running_server(workdir, settings, url) as server:
         yield server
 
 
 @dataclass(frozen=True)
 class Cli:
-    """The `batgate` command against a database file of its own (no server)."""
+    """The `batgate` command against a database of its own (no server)."""
 
     workdir: Path
-    database: Path
+    database_url: str
     env: dict[str, str]
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -400,9 +372,10 @@ class Cli:
 
 
 @pytest.fixture
-def fresh_cli(tmp_path: Path) -> Cli:
-    database = tmp_path / "fresh.db"
-    return Cli(tmp_path, database, batgate_env(f"sqlite:///{database}"))
+def fresh_cli(tmp_path: Path, backend: str, databases: Databases) -> Cli:
+    """The CLI on a database without any table yet (an empty PostgreSQL database, or no file)."""
+    url = databases.url(backend, tmp_path, migrated=False)
+    return Cli(tmp_path, url, batgate_env(url))
 
 
 # -- webhook receiver -----------------------------------------------------------
@@ -559,25 +532,33 @@ WEBHOOKS_QUICK = {
 
 
 @pytest.fixture(scope="module")
-def webhook_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def webhook_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
+) -> Iterator[Server]:
     """The fast server's settings plus quick webhook retries (`WEBHOOKS_QUICK`)."""
     settings = {**FAST, **WEBHOOKS_QUICK}
-    with running_server(tmp_path_factory.mktemp("webhooks"), settings) as server:
+    workdir, url = _workdir_and_database(tmp_path_factory, "webhooks", backend, databases)
+    with running_server(workdir, settings, url) as server:
         yield server
 
 
 @pytest.fixture
-def start_webhook_server() -> Iterator[Callable[[Path, Mapping[str, str]], Server]]:
+def start_webhook_server(
+    backend: str, databases: Databases
+) -> Iterator[Callable[[Path, Mapping[str, str]], Server]]:
     """Start servers with FAST + WEBHOOKS_QUICK + the given settings; all stopped at the end.
 
     Starting one again with the same `workdir` reuses its database (a restart).
     """
+    urls: dict[Path, str] = {}
     with ExitStack() as stack:
 
         def start(workdir: Path, settings: Mapping[str, str]) -> Server:
             workdir.mkdir(parents=True, exist_ok=True)
+            if workdir not in urls:
+                urls[workdir] = databases.url(backend, workdir)
             merged = {**FAST, **WEBHOOKS_QUICK, **settings}
-            return stack.enter_context(running_server(workdir, merged))
+            return stack.enter_context(running_server(workdir, merged, urls[workdir]))
 
         yield start
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 
 import pytest
+
+from databases import raw_connection
 
 pytestmark = pytest.mark.e2e
 
@@ -36,18 +37,17 @@ def test_docs_page_is_html(fast_server):
     assert "<html" in response.text.lower()
 
 
-def test_db_upgrade_on_a_fresh_file(fresh_cli):
-    path = fresh_cli.database
-    assert not path.exists()
+def test_db_upgrade_on_a_fresh_database(fresh_cli):
+    with raw_connection(fresh_cli.database_url) as db:
+        assert db.schema() == []
 
     first = fresh_cli("db", "upgrade")
     again = fresh_cli("db", "upgrade")
 
     assert first.returncode == 0 and again.returncode == 0
-    assert path.exists()
-    with sqlite3.connect(path) as db:
-        tables = {row[0] for row in db.execute("select name from sqlite_master")}
-    assert {"accounts", "messages"} <= tables
+    with raw_connection(fresh_cli.database_url) as db:
+        tables = {table for table, _, _ in db.schema()}
+    assert {"accounts", "messages", "message_events", "alembic_version"} <= tables
 
 
 def test_accounts_create_prints_one_json_object(fresh_cli):

@@ -1,6 +1,6 @@
 """SPEC §6 rate limiting: per account, 429 RATE_LIMITED with Retry-After in seconds.
 
-The server here allows 1 request/s with bursts of 3 (see the `limited_server` fixture).
+The server here allows one request every 4 s with bursts of 3 (see the `limited_server` fixture).
 """
 
 from __future__ import annotations
@@ -61,3 +61,19 @@ def test_the_limit_is_per_account_whatever_the_credentials(limited_server):
 
     assert [r.status_code for r in answers[:3]] == [200, 200, 200]
     limited_server.assert_error(answers[3], 429, "RATE_LIMITED")
+
+
+def test_two_api_processes_share_one_limit(limited_server, start_server, tmp_path):
+    """A second `batgate serve --no-workers` on the same database draws on the same bucket."""
+    account = limited_server.create_account("twoproc")
+    settings = {k: v for k, v in limited_server.env.items() if k.startswith("BATGATE_")}
+    database = settings.pop("BATGATE_DATABASE_URL")
+    second = start_server(tmp_path, settings, database, "--no-workers")
+    started = time.monotonic()
+    codes = [_send(server, account).status_code for server in [limited_server, second] * 4]
+    elapsed = time.monotonic() - started
+
+    assert set(codes) <= {200, 429}
+    # Bursts of 3 plus one per 4 s for the time the eight requests took, across both.
+    most = 3 + int(elapsed / 4) + 1
+    assert 3 <= codes.count(200) <= most, (codes, elapsed)

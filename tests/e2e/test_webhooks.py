@@ -9,14 +9,12 @@ long-retry behaviour takes seconds here, not hours.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
 import os
 import re
 import signal
-import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -29,6 +27,7 @@ import pytest
 import standardwebhooks
 
 from batgate.webhooks import WebhookVerificationError, sign, verify
+from databases import raw_connection
 
 if TYPE_CHECKING:
     from conftest import Account, Hook, Receiver, Server
@@ -169,8 +168,7 @@ def wait_list_final(
 
 def attempts_stored(server: Server) -> dict[int, list[tuple[Any, ...]]]:
     """The `webhook_attempts` rows per event id, read straight from the database."""
-    path = server.env["BATGATE_DATABASE_URL"].removeprefix("sqlite:///")
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+    with raw_connection(server.env["BATGATE_DATABASE_URL"]) as db:
         rows = db.execute(
             "SELECT event_id, status_code, error FROM webhook_attempts ORDER BY id"
         ).fetchall()
@@ -182,8 +180,7 @@ def attempts_stored(server: Server) -> dict[int, list[tuple[Any, ...]]]:
 
 def attempt_spans(server: Server, url: str) -> list[tuple[float, float]]:
     """(start, end) of every finished attempt to `url`, from the gateway's own record."""
-    path = server.env["BATGATE_DATABASE_URL"].removeprefix("sqlite:///")
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+    with raw_connection(server.env["BATGATE_DATABASE_URL"]) as db:
         rows = db.execute(
             "SELECT a.at, a.duration_ms FROM webhook_attempts a"
             " JOIN message_events e ON e.id = a.event_id"

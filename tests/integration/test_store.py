@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from integration_support import make_account, new_message
@@ -20,7 +21,7 @@ from batgate.domain.status import ChannelStatus as CS
 from batgate.domain.status import DeliveryStatus as DS
 from batgate.store.manager import DuplicateAccountError, Priced, Store
 from batgate.store.schema import metadata
-from databases import Raw, raw_connection
+from databases import Databases, Raw, raw_connection
 
 T0 = 1_700_000_000.0
 LEASE = 30.0
@@ -430,3 +431,37 @@ async def test_step_json_round_trip_keeps_unicode(store: Store, account: Account
     assert record is not None
     assert record.chain == (step,)
     assert record.customer_message_id == "ü-id"
+
+
+async def test_processes_starting_at_once_upgrade_one_at_a_time(
+    databases: Databases, backend: str, tmp_path: Path
+) -> None:
+    """Five processes starting together on an empty database: every upgrade succeeds."""
+    url = databases.url(backend, tmp_path, migrated=False)
+    stores = [Store.connect(url) for _ in range(5)]
+    try:
+        await asyncio.gather(*(s.upgrade() for s in stores))
+    finally:
+        for s in stores:
+            await s.close()
+    with raw_connection(url) as raw:
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() != []
+        assert raw.schema_diff(metadata) == []
+
+
+async def test_a_status_read_survives_the_server_dropping_its_connection(
+    store: Store, account: Account, raw: Raw
+) -> None:
+    """PostgreSQL's point reads have a pool of their own; a dropped connection is replaced."""
+    if raw.backend != "postgresql":
+        pytest.skip("PostgreSQL's asyncpg point reads")
+    (mid,) = await insert(store, account)
+    assert (await store.get_message(mid)) is not None
+    dropped = raw.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    ).scalar()
+    assert dropped >= 1
+    for _ in range(3):
+        found = await store.get_message(mid)
+        assert found is not None and found.id == mid

@@ -1,4 +1,8 @@
-"""Per-account token buckets (SPEC §6), on an injected clock."""
+"""Per-account token buckets (SPEC §6), on an injected clock.
+
+The limiter draws on a bucket kept in memory here (the same arithmetic the
+store applies to its shared row: tests/integration/test_rate_buckets.py).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import pytest
 
 from batgate.api.errors import ApiError
 from batgate.api.ratelimit import RateLimiter
+from batgate.domain.ratelimit import Grant, TokenBucket
 
 
 class Clock:
@@ -16,34 +21,53 @@ class Clock:
         return self.now
 
 
-def passes(limiter: RateLimiter, account: int, count: int) -> int:
+class Buckets:
+    """The shared buckets, in memory; counts how often the limiter asked."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, tuple[float, float]] = {}
+        self.asked = 0
+
+    async def grant(self, account_id: int, bucket: TokenBucket, want: int, now: float) -> Grant:
+        self.asked += 1
+        tokens, stamp = self.rows.get(account_id, (bucket.burst, now))
+        grant = bucket.grant(tokens, stamp, now, want)
+        self.rows[account_id] = (grant.left, max(now, stamp))
+        return grant
+
+
+def limiter_of(rate: float, burst: int, clock: Clock, source: Buckets | None = None) -> RateLimiter:
+    return RateLimiter(source or Buckets(), rate, burst, clock=clock)
+
+
+async def passes(limiter: RateLimiter, account: int, count: int) -> int:
     """How many of `count` immediate requests pass."""
     passed = 0
     for _ in range(count):
         try:
-            limiter.take(account)
+            await limiter.take(account)
         except ApiError:
             continue
         passed += 1
     return passed
 
 
-def rejection(limiter: RateLimiter, account: int) -> ApiError:
+async def rejection(limiter: RateLimiter, account: int) -> ApiError:
     with pytest.raises(ApiError) as info:
-        limiter.take(account)
+        await limiter.take(account)
     return info.value
 
 
 @pytest.mark.parametrize(("rate", "burst"), [(100.0, 200), (8.0, 5), (1.0, 1), (0.5, 3)])
-def test_burst_then_limited(rate: float, burst: int) -> None:
-    limiter = RateLimiter(rate, burst, clock=Clock())
-    assert passes(limiter, 1, burst + 10) == burst
+async def test_burst_then_limited(rate: float, burst: int) -> None:
+    limiter = limiter_of(rate, burst, Clock())
+    assert await passes(limiter, 1, burst + 10) == burst
 
 
-def test_rejection_shape() -> None:
-    limiter = RateLimiter(8.0, 2, clock=Clock())
-    passes(limiter, 1, 2)
-    error = rejection(limiter, 1)
+async def test_rejection_shape() -> None:
+    limiter = limiter_of(8.0, 2, Clock())
+    await passes(limiter, 1, 2)
+    error = await rejection(limiter, 1)
     assert (error.status, error.code) == (429, "RATE_LIMITED")
     assert error.headers == {"Retry-After": "1"}
 
@@ -63,12 +87,12 @@ REFILLS: list[tuple[str, float, int, float, int]] = [
 @pytest.mark.parametrize(
     ("rate", "burst", "wait", "expected"), [pytest.param(*c[1:], id=c[0]) for c in REFILLS]
 )
-def test_refill(rate: float, burst: int, wait: float, expected: int) -> None:
+async def test_refill(rate: float, burst: int, wait: float, expected: int) -> None:
     clock = Clock()
-    limiter = RateLimiter(rate, burst, clock=clock)
-    assert passes(limiter, 1, burst) == burst
+    limiter = limiter_of(rate, burst, clock)
+    assert await passes(limiter, 1, burst) == burst
     clock.now += wait
-    assert passes(limiter, 1, burst + 5) == expected
+    assert await passes(limiter, 1, burst + 5) == expected
 
 
 # (id, rate, burst, seconds waited after running dry, Retry-After)
@@ -86,40 +110,80 @@ RETRY_AFTER: list[tuple[str, float, int, float, str]] = [
     ("rate", "burst", "wait", "retry_after"),
     [pytest.param(*c[1:], id=c[0]) for c in RETRY_AFTER],
 )
-def test_retry_after(rate: float, burst: int, wait: float, retry_after: str) -> None:
+async def test_retry_after(rate: float, burst: int, wait: float, retry_after: str) -> None:
     clock = Clock()
-    limiter = RateLimiter(rate, burst, clock=clock)
-    passes(limiter, 1, burst)
+    limiter = limiter_of(rate, burst, clock)
+    await passes(limiter, 1, burst)
     clock.now += wait
-    assert rejection(limiter, 1).headers["Retry-After"] == retry_after
+    assert (await rejection(limiter, 1)).headers["Retry-After"] == retry_after
 
 
 @pytest.mark.parametrize(("rate", "burst"), [(0.3, 1), (0.25, 2), (8.0, 3), (100.0, 200)])
-def test_waiting_retry_after_is_enough(rate: float, burst: int) -> None:
+async def test_waiting_retry_after_is_enough(rate: float, burst: int) -> None:
     clock = Clock()
-    limiter = RateLimiter(rate, burst, clock=clock)
-    passes(limiter, 1, burst)
-    clock.now += int(rejection(limiter, 1).headers["Retry-After"])
-    limiter.take(1)  # does not raise
+    limiter = limiter_of(rate, burst, clock)
+    await passes(limiter, 1, burst)
+    clock.now += int((await rejection(limiter, 1)).headers["Retry-After"])
+    await limiter.take(1)  # does not raise
 
 
-def test_rejected_requests_do_not_spend_tokens() -> None:
+async def test_rejected_requests_do_not_spend_tokens() -> None:
     clock = Clock()
-    limiter = RateLimiter(1.0, 1, clock=clock)
-    limiter.take(1)
+    limiter = limiter_of(1.0, 1, clock)
+    await limiter.take(1)
     for _ in range(50):
-        rejection(limiter, 1)
+        await rejection(limiter, 1)
         clock.now += 0.015625
     clock.now += 1.0 - 50 * 0.015625
-    limiter.take(1)
+    await limiter.take(1)
 
 
-def test_accounts_are_isolated() -> None:
+async def test_accounts_are_isolated() -> None:
     clock = Clock()
-    limiter = RateLimiter(1.0, 3, clock=clock)
-    assert passes(limiter, 1, 10) == 3
-    assert passes(limiter, 2, 10) == 3
-    assert passes(limiter, 3, 1) == 1
+    limiter = limiter_of(1.0, 3, clock)
+    assert await passes(limiter, 1, 10) == 3
+    assert await passes(limiter, 2, 10) == 3
+    assert await passes(limiter, 3, 1) == 1
     clock.now += 1.0
-    assert passes(limiter, 1, 10) == 1
-    assert passes(limiter, 3, 10) == 3
+    assert await passes(limiter, 1, 10) == 1
+    assert await passes(limiter, 3, 10) == 3
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst", "processes"), [(100.0, 200, 2), (8.0, 5, 3), (1.0, 3, 4)]
+)
+async def test_processes_share_one_bucket(rate: float, burst: int, processes: int) -> None:
+    clock = Clock()
+    shared = Buckets()
+    limiters = [limiter_of(rate, burst, clock, shared) for _ in range(processes)]
+    passed = [await passes(limiter, 1, burst) for limiter in limiters]
+    assert sum(passed) == burst
+    clock.now += 1.0
+    passed = [await passes(limiter, 1, burst) for limiter in limiters]
+    assert sum(passed) <= rate + 1
+
+
+async def test_a_process_asks_for_a_tenth_of_a_second_at_a_time() -> None:
+    clock, shared = Clock(), Buckets()
+    limiter = limiter_of(100.0, 200, clock, shared)
+    assert await passes(limiter, 1, 50) == 50
+    assert shared.asked == 5
+
+
+async def test_unspent_tokens_are_dropped_after_the_hold() -> None:
+    clock, shared = Clock(), Buckets()
+    limiter = limiter_of(100.0, 10, clock, shared)
+    await limiter.take(1)  # takes 10 from the bucket, spends 1
+    clock.now += 1.5
+    await limiter.take(1)  # the 9 left are dropped; a new grant
+    assert shared.asked == 2
+    assert shared.rows[1][0] == pytest.approx(0.0)
+
+
+async def test_a_refused_client_costs_no_database_work() -> None:
+    clock, shared = Clock(), Buckets()
+    limiter = limiter_of(1.0, 1, clock, shared)
+    await limiter.take(1)
+    for _ in range(100):
+        await rejection(limiter, 1)
+    assert shared.asked == 2

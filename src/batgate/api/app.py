@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic.json_schema import models_json_schema
@@ -16,17 +15,22 @@ from batgate.api.auth import Authenticator
 from batgate.api.errors import install_handlers
 from batgate.api.fastpath import ASGIApp, FastPath
 from batgate.api.gate import Gate
+from batgate.api.probes import add_probes
 from batgate.api.ratelimit import RateLimiter
-from batgate.api.reports import summarise
+from batgate.api.reports import messagelist_status
 from batgate.api.schemas import (
+    PAGE_PARAMETERS,
     MessageListSummary,
     SendRequest,
     SendResponse,
+    StatusesRequest,
+    StatusesResponse,
     StatusResponse,
     error_responses,
 )
 from batgate.api.send import SendService
-from batgate.api.status import StatusService
+from batgate.api.status import StatusService, message_ids_of
+from batgate.api.telemetry import Telemetry
 from batgate.config import Settings
 from batgate.domain.validation import Limits
 from batgate.engine.runner import Engine
@@ -37,10 +41,12 @@ _JSON = "application/json"
 
 def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
     """The ASGI app for `batgate serve`; with `workers`, the engine runs inside it."""
-    store = Store.connect(settings.database_url)
+    store = Store.connect(
+        settings.database_url, settings.database_pool_size, settings.database_max_overflow
+    )
     engine = Engine(store, settings) if workers else None
     limiter = (
-        RateLimiter(settings.rate_limit.rate, settings.rate_limit.burst)
+        RateLimiter(store.rate_buckets, settings.rate_limit.rate, settings.rate_limit.burst)
         if settings.rate_limit.enabled
         else None
     )
@@ -74,8 +80,9 @@ def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
     )
     install_handlers(app)
     _routes(app, store, gate, sender, statuses)
+    add_probes(app, store, settings)
     _document_request_body(app)
-    return FastPath(app, gate, statuses)
+    return FastPath(Telemetry(app), gate, statuses)
 
 
 def _routes(
@@ -84,7 +91,7 @@ def _routes(
     @app.post(
         "/bat/messagelist",
         response_model=None,
-        responses={200: {"model": SendResponse}, **error_responses(400, 401, 413, 429, 500)},
+        responses={200: {"model": SendResponse}, **error_responses(400, 401, 413, 422, 429, 500)},
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -102,13 +109,37 @@ def _routes(
     @app.get(
         "/bat/messagelist/{messagelistId}",
         response_model=None,
-        responses={200: {"model": MessageListSummary}, **error_responses(401, 404, 429, 500)},
-        summary="A message list's counts per status and total cost (batgate extension)",
+        responses={200: {"model": MessageListSummary}, **error_responses(401, 404, 422, 429, 500)},
+        openapi_extra={"parameters": PAGE_PARAMETERS},
+        summary="A message list's counts, cost and its messages' statuses, paged (batgate)",
     )
     async def messagelist_summary(messagelistId: str, request: Request) -> Response:  # noqa: N803
         account = await gate.admit(request.headers)
-        summary = await summarise(store, account, messagelistId)
-        return Response(orjson.dumps(summary), media_type=_JSON)
+        answer = await messagelist_status(
+            store, statuses, account, messagelistId, request.query_params
+        )
+        return Response(answer, media_type=_JSON)
+
+    @app.post(
+        "/bat/message/status",
+        response_model=None,
+        responses={
+            200: {"model": StatusesResponse},
+            **error_responses(400, 401, 413, 422, 429, 500),
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {_JSON: {"schema": {"$ref": "#/components/schemas/StatusesRequest"}}},
+            }
+        },
+        summary="The statuses of up to 1000 messages at once (batgate extension)",
+    )
+    async def message_statuses(request: Request) -> Response:
+        account = await gate.admit(request.headers)
+        body = await sender.read_body(request.headers.get("content-length"), request.stream())
+        answer = await statuses.render_many(account.id, message_ids_of(body))
+        return Response(answer, media_type=_JSON)
 
     @app.get(
         "/bat/message/{messageId}",
@@ -130,13 +161,14 @@ def _nothing() -> None:
 
 
 def _document_request_body(app: FastAPI) -> None:
-    """Put the send request's models into the OpenAPI components.
+    """Put the request models of the send and bulk status routes into the OpenAPI components.
 
-    The send route reads its body itself (see api/send.py), so FastAPI does not
-    know the models; the route's `openapi_extra` points at these components.
+    Those routes read their bodies themselves (see api/send.py, api/status.py), so
+    FastAPI does not know the models; the routes' `openapi_extra` points at these.
     """
     _, top = models_json_schema(
-        [(SendRequest, "validation")], ref_template="#/components/schemas/{model}"
+        [(SendRequest, "validation"), (StatusesRequest, "validation")],
+        ref_template="#/components/schemas/{model}",
     )
     build = app.openapi
 

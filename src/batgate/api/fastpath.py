@@ -4,17 +4,33 @@ FastAPI's request and response machinery costs more than the lookup itself;
 this answers `GET /bat/message/{id}` straight from the ASGI scope with the same
 services the FastAPI route uses (which stays, for the OpenAPI document and for
 anything this layer passes on). Everything else goes to FastAPI untouched.
+
+It also does, for its route, what api/telemetry.py does for FastAPI's: the
+request id (taken from `X-Request-Id` or made, echoed in the response, on every
+log record), the duration histogram and the access log line. That costs ~1.8 µs
+of a ~23 µs request (the histogram ~0.75 µs: its child is bound once, never a
+`.labels()` per request); see docs/operations.md.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from batgate.api.errors import ApiError, error_body, internal_error
 from batgate.api.gate import Gate
 from batgate.api.status import StatusService
+from batgate.observability.logs import ACCESS, log_access
+from batgate.observability.metrics import RouteTimer
+from batgate.observability.requests import (
+    HEADER,
+    HEADER_BYTES,
+    RequestInfo,
+    current,
+    request_id_from,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +41,14 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _PREFIX = "/bat/message/"
+ROUTE = "/bat/message/{messageId}"  # the FastAPI route this layer answers for
 _JSON = (b"content-type", b"application/json")
-_CREDENTIALS = {b"authorization": "authorization", b"x-authorization-key": "x-authorization-key"}
+# The only headers read here: the credentials and the request id.
+_READ = {
+    b"authorization": "authorization",
+    b"x-authorization-key": "x-authorization-key",
+    HEADER_BYTES: HEADER,
+}
 
 
 class FastPath:
@@ -34,6 +56,7 @@ class FastPath:
         self._app = app
         self._gate = gate
         self._statuses = statuses
+        self._timer = RouteTimer("GET", ROUTE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -50,30 +73,48 @@ class FastPath:
         await self._app(scope, receive, send)
 
     async def _status(self, scope: Scope, send: Send, message_id: str) -> None:
+        started = time.perf_counter()
         headers: dict[str, str] = {}
         for key, value in scope["headers"]:
-            # Only the credentials are read here; the first of repeated headers wins,
-            # as in Starlette (the FastAPI route).
-            name = _CREDENTIALS.get(key)
+            # The first of repeated headers wins, as in Starlette (the FastAPI route).
+            name = _READ.get(key)
             if name is not None and name not in headers:
                 headers[name] = value.decode("latin-1")
+        info = RequestInfo(request_id_from(headers.get(HEADER)))
+        token = current.set(info)
+        status = 500
+        try:
+            status, body, extra = await self._answer(headers, message_id)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        _JSON,
+                        (b"content-length", str(len(body)).encode()),
+                        (HEADER_BYTES, info.request_id.encode()),
+                        *extra,
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            seconds = time.perf_counter() - started
+            self._timer.observe(status, seconds)
+            if ACCESS.isEnabledFor(logging.INFO):
+                log_access("GET", ROUTE, status, seconds, info)
+            current.reset(token)
+
+    async def _answer(
+        self, headers: dict[str, str], message_id: str
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         try:
             account = await self._gate.admit(headers)
-            body = await self._statuses.render(account.id, message_id)
-            status, extra = 200, []
+            return 200, await self._statuses.render(account.id, message_id), []
         except ApiError as exc:
-            body = error_body(exc.code, exc.message)
-            status = exc.status
             extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+            return exc.status, error_body(exc.code, exc.message), extra
         except Exception:
             log.exception("status lookup failed")
             err = internal_error()
-            body, status, extra = error_body(err.code, err.message), err.status, []
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [_JSON, (b"content-length", str(len(body)).encode()), *extra],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+            return err.status, error_body(err.code, err.message), []

@@ -1,8 +1,12 @@
-"""Per-account token buckets (SPEC §6): `rate` tokens a second, at most `burst` saved up.
+"""Per-account rate limit (SPEC §6): `rate` requests a second, bursts of `burst`, across
+every API process.
 
-Kept in each API process's memory: with N API processes an account may get up to
-N × rate in total. That is the usual trade (no shared round trip on every
-request); docs/operations.md says so.
+The bucket lives in the database (:mod:`batgate.store.ratebuckets`). So that a
+request does not cost a database write, a process takes a tenth of a second's
+worth of tokens at a time and spends them locally; what it has not spent within
+`hold` seconds it drops (never gives back: the total never exceeds the limit).
+A refusal is remembered until the bucket can hold a token again, so a client
+hammering a limited account costs no database work either.
 """
 
 from __future__ import annotations
@@ -10,31 +14,64 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 from batgate.api.errors import ApiError
+from batgate.domain.ratelimit import Grant, TokenBucket
+
+
+class TokenSource(Protocol):
+    async def grant(self, account_id: int, bucket: TokenBucket, want: int, now: float) -> Grant:
+        """Take up to `want` tokens from the account's shared bucket."""
+        ...
+
+
+@dataclass(slots=True)
+class _Allowance:
+    tokens: int
+    until: float  # spend by then, or drop
 
 
 class RateLimiter:
     def __init__(
-        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+        self,
+        source: TokenSource,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.time,
+        hold: float = 1.0,
     ) -> None:
-        self._rate = rate
-        self._burst = float(burst)
+        self._source = source
+        self._bucket = TokenBucket(rate, float(burst))
         self._clock = clock
-        self._buckets: dict[int, tuple[float, float]] = {}
+        self._hold = hold
+        self._allowances: dict[int, _Allowance] = {}
+        self._refused_until: dict[int, float] = {}
 
-    def take(self, account_id: int) -> None:
+    async def take(self, account_id: int) -> None:
         """Spend one token, or raise ApiError 429 with `Retry-After` in whole seconds."""
         now = self._clock()
-        tokens, stamp = self._buckets.get(account_id, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - stamp) * self._rate)
-        if tokens < 1.0:
-            self._buckets[account_id] = (tokens, now)
-            wait = max(1, math.ceil((1.0 - tokens) / self._rate))
-            raise ApiError(
-                429,
-                "RATE_LIMITED",
-                f"too many requests: at most {self._rate:g}/s with bursts of {self._burst:g}",
-                {"Retry-After": str(wait)},
-            )
-        self._buckets[account_id] = (tokens - 1.0, now)
+        allowance = self._allowances.get(account_id)
+        if allowance is not None and allowance.tokens > 0 and now < allowance.until:
+            allowance.tokens -= 1
+            return
+        refused_until = self._refused_until.get(account_id)
+        if refused_until is not None and now < refused_until:
+            raise self._refusal(refused_until - now)
+        grant = await self._source.grant(account_id, self._bucket, self._bucket.chunk, now)
+        if grant.granted == 0:
+            wait = self._bucket.wait(grant.left)
+            self._refused_until[account_id] = now + wait
+            raise self._refusal(wait)
+        self._refused_until.pop(account_id, None)
+        self._allowances[account_id] = _Allowance(grant.granted - 1, now + self._hold)
+
+    def _refusal(self, wait: float) -> ApiError:
+        bucket = self._bucket
+        return ApiError(
+            429,
+            "RATE_LIMITED",
+            f"too many requests: at most {bucket.rate:g}/s with bursts of {bucket.burst:g}",
+            {"Retry-After": str(max(1, math.ceil(wait - 1e-9)))},
+        )

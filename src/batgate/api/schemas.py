@@ -92,9 +92,49 @@ class StatusResponse(BaseModel):
 class MessageListSummary(BaseModel):
     messagelistId: int
     total: int
-    counts: dict[str, int]
-    cost: float
+    counts: dict[str, int] = Field(description="messages per deliverystatus, every status")
+    cost: float = Field(description="billed so far, in `currency`")
     currency: str
+    deliveryRate: float = Field(ge=0, le=1, description="delivered / total; 0 for no messages")
+    messages: list[StatusResponse] = Field(
+        description="this page: the documents `GET /bat/message/{id}` answers, in id order"
+    )
+    nextCursor: str | None = Field(description="`cursor` of the next page; null on the last")
+
+
+class StatusesRequest(BaseModel):
+    messageIds: list[str] = Field(min_length=1, max_length=1000, examples=[["abc123def456"]])
+
+
+class StatusError(BaseModel):
+    messageId: str
+    error: ErrorDetail = Field(examples=[{"code": "NOT_FOUND", "message": "no message with id"}])
+
+
+class StatusesResponse(BaseModel):
+    messages: list[StatusResponse | StatusError] = Field(
+        description="one per requested id, in request order (duplicates included)"
+    )
+
+
+# The query of `GET /bat/messagelist/{id}`; the route reads it itself, to answer a bad
+# value with 422 (api/reports.py), so FastAPI documents it from here.
+PAGE_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "messages per page",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": "the `nextCursor` of the previous page; none for the first",
+        "schema": {"type": "string"},
+    },
+]
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

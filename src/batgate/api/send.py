@@ -19,7 +19,8 @@ from batgate.api.errors import ApiError
 from batgate.domain.messages import MessageType, NewMessage, Rejection
 from batgate.domain.records import Account
 from batgate.domain.validation import Limits, validate_message
-from batgate.store.manager import Idempotency, IdempotencyConflict, Store
+from batgate.store.idempotency import Idempotency, IdempotencyConflict
+from batgate.store.manager import Store
 
 
 class SendService:
@@ -73,7 +74,7 @@ class SendService:
             response = await self._store.send_batch(account, accepted, self._clock(), render, idem)
         except IdempotencyConflict:
             raise ApiError(
-                409,
+                422,
                 "IDEMPOTENCY_KEY_REUSED",
                 "this Idempotency-Key was used with a different request body",
             ) from None

@@ -1,4 +1,8 @@
-"""`GET /bat/message/{messageId}`: the status view (SPEC §3) and its cache.
+"""Message statuses: the status view (SPEC §3), its cache, and the answers built of it.
+
+`GET /bat/message/{messageId}` answers one document; `POST /bat/message/status`
+and the pages of `GET /bat/messagelist/{id}` answer lists of exactly the same
+documents (the same bytes: they are embedded as they are).
 
 Final statuses never change, so their serialised answers are cached by message
 id (a bounded, first-in-first-out dict); that is safe with any number of
@@ -7,14 +11,17 @@ processes. Non-final ones are always read from the store.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
-from batgate.api.errors import not_found
+from batgate.api.errors import ApiError, not_found
 from batgate.domain.pricing import from_micros
 from batgate.domain.records import MessageRecord
 from batgate.store.manager import Store
+
+MAX_IDS = 1000  # per `POST /bat/message/status`
 
 
 def status_view(r: MessageRecord) -> dict[str, Any]:
@@ -68,6 +75,44 @@ class StatusService:
         record = await self._store.get_message(message_id) if len(message_id) <= 64 else None
         if record is None or record.account_id != account_id:
             raise _unknown(message_id)
+        return self._serialise(record)
+
+    async def render_many(self, account_id: int, message_ids: Sequence[str]) -> bytes:
+        """`{"messages": [...]}`: for each id, in order, what `render` answers for it —
+        its status document, or `{"messageId", "error": {"code": "NOT_FOUND", …}}`.
+
+        Cached final statuses come from the cache; the rest in one IN-list read.
+        """
+        found: dict[str, bytes | None] = {}
+        wanted: list[str] = []
+        for message_id in dict.fromkeys(message_ids):
+            hit = self._final.get(message_id)
+            if hit is not None:
+                found[message_id] = hit[1] if hit[0] == account_id else None
+            elif len(message_id) <= 64:
+                wanted.append(message_id)
+            else:
+                found[message_id] = None
+        if wanted:
+            records = await self._store.messages_of(account_id, wanted)
+            for message_id in wanted:
+                record = records.get(message_id)
+                found[message_id] = None if record is None else self._serialise(record)
+        entries = [_entry(message_id, found[message_id]) for message_id in message_ids]
+        return orjson.dumps({"messages": entries})
+
+    def documents(self, records: Iterable[MessageRecord]) -> list[orjson.Fragment]:
+        """The status documents of records already read, as `render` answers them."""
+        documents = []
+        for record in records:
+            hit = self._final.get(record.id)
+            documents.append(
+                orjson.Fragment(hit[1] if hit is not None else self._serialise(record))
+            )
+        return documents
+
+    def _serialise(self, record: MessageRecord) -> bytes:
+        """The record's status document; a final one is kept in the cache."""
         body = orjson.dumps(status_view(record))
         if record.progress.status.is_final and self._cache_size > 0:
             if len(self._final) >= self._cache_size:
@@ -75,9 +120,40 @@ class StatusService:
             # orjson's bytes keep their ~4 KiB working buffer; an exact-size copy makes
             # a full cache ~40 MB instead of ~400 MB.
             body = memoryview(body).tobytes()
-            self._final[message_id] = (account_id, body)
+            self._final[record.id] = (record.account_id, body)
         return body
 
 
-def _unknown(message_id: str) -> Exception:
+def message_ids_of(body: bytes) -> list[str]:
+    """The ids of a `POST /bat/message/status` body: `{"messageIds": [1 to 1000 strings]}`.
+
+    Not JSON: 400 (SPEC §6); JSON of another shape or size: 422.
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "INVALID_REQUEST", "the body is not valid JSON") from None
+    ids = doc.get("messageIds") if isinstance(doc, dict) else None
+    if not isinstance(ids, list):
+        raise _unprocessable('the body must be {"messageIds": ["…", …]}')
+    if not 1 <= len(ids) <= MAX_IDS:
+        raise _unprocessable(f"{len(ids)} message ids; ask for 1 to {MAX_IDS} at a time")
+    for index, message_id in enumerate(ids):
+        if not isinstance(message_id, str):
+            raise _unprocessable(f"messageIds[{index}] is not a string")
+    return ids
+
+
+def _entry(message_id: str, body: bytes | None) -> orjson.Fragment | dict[str, Any]:
+    if body is not None:
+        return orjson.Fragment(body)
+    error = _unknown(message_id)
+    return {"messageId": message_id, "error": {"code": error.code, "message": error.message}}
+
+
+def _unprocessable(message: str) -> ApiError:
+    return ApiError(422, "INVALID_REQUEST", message)
+
+
+def _unknown(message_id: str) -> ApiError:
     return not_found(f"no message with id {message_id[:64]!r}")

@@ -45,7 +45,9 @@ def settings_for(database_url: str | None, **overrides: object) -> Settings:
 
 @asynccontextmanager
 async def open_store(settings: Settings) -> AsyncIterator[Store]:
-    store = Store.connect(settings.database_url)
+    store = Store.connect(
+        settings.database_url, settings.database_pool_size, settings.database_max_overflow
+    )
     try:
         await store.upgrade()
         yield store

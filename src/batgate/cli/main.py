@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
 
 from batgate import __version__
 from batgate.cli import accounts, rates, sandbox, user, webhooks
-from batgate.cli.common import DatabaseUrl, open_store, run, settings_for
+from batgate.cli.common import DatabaseUrl, fail, open_store, run, settings_for
 from batgate.config import Settings
+from batgate.observability import logs
+
+if TYPE_CHECKING:
+    from aiohttp.web import AppRunner
+
+    from batgate.store.manager import Store
 
 app = typer.Typer(
     help="batgate: a self-hosted messaging gateway speaking the SMSBAT REST API.",
@@ -32,10 +38,8 @@ app.command(rich_help_panel="Messages")(user.report)
 app.command()(sandbox.sandbox)
 
 
-def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _logging(settings: Settings) -> None:
+    logs.configure(settings.log_format, settings.log_level, settings.access_log)
 
 
 @app.command()
@@ -49,33 +53,63 @@ def serve(
     demo: Annotated[
         bool, typer.Option(help="Create (or refresh) a 'demo' account and print how to try it.")
     ] = False,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="One log line per request (setting access_log; off by default).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the API (and, by default, the delivery engine) in one process."""
     from batgate.api.app import create_app
 
-    settings = settings_for(database_url, host=host, port=port)
-    _logging()
+    settings = settings_for(database_url, host=host, port=port, access_log=access_log)
+    _logging(settings)
     if demo:
         _print_demo(settings)
     config = uvicorn.Config(
         create_app(settings, workers=workers),
         host=settings.host,
         port=settings.port,
-        access_log=access_log,
-        log_level="info",
+        # batgate's own access log (observability.logs) replaces uvicorn's: it has
+        # the request id and the route template; uvicorn's other lines go through
+        # the same root handler (log_config=None leaves logging to us).
+        access_log=False,
+        log_config=None,
+        log_level=settings.log_level.lower(),
         lifespan="on",
     )
     uvicorn.Server(config).run()
 
 
 @app.command()
-def worker(database_url: DatabaseUrl = None) -> None:
+def worker(
+    database_url: DatabaseUrl = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve /metrics, /readyz and /healthz on this port "
+            "(setting metrics.worker_port; off by default).",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address for --metrics-port (setting metrics.worker_host, default 127.0.0.1).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Run only the delivery engine (scale out next to `serve --no-workers`)."""
     from batgate.engine.runner import Engine
 
-    settings = settings_for(database_url)
-    _logging()
+    exporter = {"worker_port": metrics_port, "worker_host": metrics_host}
+    overrides = {k: v for k, v in exporter.items() if v is not None}
+    settings = settings_for(database_url, metrics=overrides or None)
+    _logging(settings)
 
     async def main() -> None:
         async with open_store(settings) as store:
@@ -84,12 +118,38 @@ def worker(database_url: DatabaseUrl = None) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            server = await _serve_metrics(settings, store)
             engine.start()
             logging.getLogger("batgate").info("worker %s running", engine.dispatcher.worker)
-            await stop.wait()
-            await engine.stop()
+            try:
+                await stop.wait()
+            finally:
+                await engine.stop()
+                if server is not None:
+                    await server.cleanup()
 
     run(main)
+
+
+async def _serve_metrics(settings: Settings, store: Store) -> AppRunner | None:
+    from batgate.observability.exporter import start_exporter
+    from batgate.store.gauges import Gauges
+
+    host, port = settings.metrics.worker_host, settings.metrics.worker_port
+    if port is None:
+        return None
+    try:
+        runner = await start_exporter(
+            host,
+            port,
+            Gauges(store.db),
+            settings.metrics.cache_seconds,
+            settings.readiness_timeout,
+        )
+    except OSError as exc:
+        fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}")
+    logging.getLogger("batgate").info("metrics on http://%s:%d/metrics", host, port)
+    return runner
 
 
 @db_app.command("upgrade")

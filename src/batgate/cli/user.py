@@ -356,8 +356,14 @@ def _status_table(rows: Sequence[tuple[str, MessageStatus | None, BatgateError |
 # -- report --------------------------------------------------------------------------------
 
 
+ListMessages = Annotated[
+    bool, typer.Option("--messages", help="Also every message's status, read page by page.")
+]
+
+
 def report(
     messagelist_id: Annotated[int, typer.Argument(help="The messagelistId of a send.")],
+    messages: ListMessages = False,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
     as_json: AsJson = False,
@@ -365,10 +371,16 @@ def report(
     """Counts per status, delivery rate and total cost of a message list (batgate)."""
     with _client(url, api_key) as client:
         summary = client.report(messagelist_id)
+        statuses = list(client.iter_messagelist(messagelist_id)) if messages else None
     if as_json:
-        _emit_json({**summary.raw, "deliveryRate": round(summary.delivery_rate, 4)})
+        doc = {**summary.raw, "deliveryRate": round(summary.delivery_rate, 4)}
+        if statuses is not None:
+            doc["messages"] = [dict(s.raw) for s in statuses]
+        _emit_json(doc)
         return
     out.print(_report_table(summary))
+    if statuses is not None:
+        out.print(_status_table([(s.message_id, s, None) for s in statuses]))
 
 
 def _report_table(summary: MessagelistReport) -> Table:

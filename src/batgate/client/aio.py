@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
@@ -30,6 +30,7 @@ from batgate.client.core import (
 from batgate.client.errors import BatgateError
 from batgate.client.messages import sms
 from batgate.client.models import (
+    MessagelistPage,
     MessagelistReport,
     MessageStatus,
     SendEntry,
@@ -115,9 +116,12 @@ class AsyncClient:
     ) -> list[StatusResult]:
         """Statuses of many messages, in input order; an error is reported in its result.
 
-        At most `concurrency` requests at once and, with `rate_limit`, at most that
-        many requests per second (bursts of `burst`). Only an AuthenticationError
-        is raised, since it would be every id's error.
+        Against batgate, up to 1000 ids per request (`POST /bat/message/status`);
+        against an endpoint without that route (it answers 404 or 405, which the
+        client then remembers), one request per id. At most `concurrency` requests
+        at once and, with `rate_limit`, at most that many requests per second
+        (bursts of `burst`). Only an AuthenticationError is raised, since it would
+        be every id's error.
         """
         op = self._core.statuses(
             message_ids, concurrency=concurrency, rate_limit=rate_limit, burst=burst
@@ -145,6 +149,26 @@ class AsyncClient:
     async def report(self, messagelist_id: int) -> MessagelistReport:
         """Counts per status and total cost of a message list (a batgate extension)."""
         return await self._run(self._core.report(messagelist_id))
+
+    async def messagelist(
+        self, messagelist_id: int, *, limit: int = 100, cursor: str | None = None
+    ) -> MessagelistPage:
+        """One page of a list's statuses (`limit` 1-1000, from `cursor`: the previous page's
+        `next_cursor`), with the whole list's report (a batgate extension)."""
+        return await self._run(self._core.messagelist(messagelist_id, limit=limit, cursor=cursor))
+
+    async def iter_messagelist(
+        self, messagelist_id: int, *, page_size: int = 1000
+    ) -> AsyncIterator[MessageStatus]:
+        """Every message's status of a list, page after page, in id order (batgate)."""
+        cursor = None
+        while True:
+            page = await self.messagelist(messagelist_id, limit=page_size, cursor=cursor)
+            for status in page.messages:
+                yield status
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     # -- lifecycle ---------------------------------------------------------------------------
 

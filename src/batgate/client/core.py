@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypedDict, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -50,11 +50,13 @@ from batgate.client.errors import (
 )
 from batgate.client.messages import Message
 from batgate.client.models import (
+    MessagelistPage,
     MessagelistReport,
     MessageStatus,
     SendEntry,
     SendResult,
     StatusResult,
+    statuses_of,
 )
 from batgate.client.retry import PollPolicy, RateLimiter, Retries, retry_after
 
@@ -63,6 +65,8 @@ log = logging.getLogger("batgate.client")
 T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+BULK_STATUS_PATH = "/bat/message/status"
+MAX_IDS = 1000  # per POST /bat/message/status, and per page of a message list
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ Command: TypeAlias = Call | Sleep | Gather
 Op: TypeAlias = Generator[Command, Any, T]
 OutgoingMessage: TypeAlias = Message | Mapping[str, Any]
 Progress: TypeAlias = Callable[[list[MessageStatus]], None]
+Found: TypeAlias = dict[str, MessageStatus | BatgateError]
 
 
 class ClientOptions(TypedDict, total=False):
@@ -152,6 +157,9 @@ class Core:
         self.poll = opts.get("poll") or PollPolicy()
         self.sender = opts.get("sender")
         self.clock = clock
+        # Whether the server has `POST /bat/message/status` (batgate): None until it
+        # answered once; False after a 404 or 405, for the rest of the client's life.
+        self.bulk_status: bool | None = None
 
     # -- requests and answers ----------------------------------------------------------------
 
@@ -271,18 +279,88 @@ class Core:
     ) -> Op[list[StatusResult]]:
         """Many statuses, in input order, errors per id; an AuthenticationError is raised."""
         limiter = RateLimiter(rate_limit, burst, self.clock) if rate_limit else None
-        ops = tuple(self.status(mid, limiter=limiter) for mid in message_ids)
-        outcomes = yield Gather(ops, max(1, concurrency))
-        results = [
-            StatusResult(mid, error=out)
-            if isinstance(out, BatgateError)
-            else StatusResult(mid, status=out)
-            for mid, out in zip(message_ids, outcomes, strict=True)
-        ]
+        found = yield from self.read_statuses(message_ids, concurrency=concurrency, limiter=limiter)
+        results = [_result(mid, found[mid]) for mid in message_ids]
         for result in results:
             if isinstance(result.error, AuthenticationError):
                 raise result.error
         return results
+
+    def read_statuses(
+        self,
+        message_ids: Sequence[str],
+        *,
+        final_only: bool = False,
+        concurrency: int = 10,
+        limiter: RateLimiter | None = None,
+    ) -> Op[Found]:
+        """Each distinct id's status, or the error reading it.
+
+        From the cache where it has one (with `final_only`: a final one); the rest
+        through `POST /bat/message/status` in chunks of 1000 ids, or — for a single
+        id, and where the server has no such route (a 404 or 405 to it, remembered
+        for the client's life) — one GET per id.
+        """
+        found: Found = {}
+        wanted: list[str] = []
+        for mid in dict.fromkeys(message_ids):
+            if not mid:
+                raise ValueError("a message id is empty")
+            cached = self.cache.get(mid, final_only=final_only) if self.cache is not None else None
+            if cached is not None:
+                found[mid] = cached
+            else:
+                wanted.append(mid)
+        # One id alone is a GET: the server answers that on its fastest path.
+        if len(wanted) > 1 and self.bulk_status is not False:
+            wanted = yield from self._read_in_bulk(wanted, found, concurrency, limiter)
+        if wanted:
+            ops = tuple(self.status(mid, final_only=final_only, limiter=limiter) for mid in wanted)
+            found.update(zip(wanted, (yield Gather(ops, max(1, concurrency))), strict=True))
+        return found
+
+    def _read_in_bulk(
+        self, ids: list[str], found: Found, concurrency: int, limiter: RateLimiter | None
+    ) -> Op[list[str]]:
+        """Read `ids` in chunks into `found`; the ids left to read one by one."""
+        chunks = [ids[i : i + MAX_IDS] for i in range(0, len(ids), MAX_IDS)]
+        # The first chunk alone: its answer tells whether the server has the route.
+        outcomes = yield Gather((self._read_chunk(chunks[0], limiter),), 1)
+        if outcomes[0] is None:
+            return ids
+        if len(chunks) > 1:
+            rest = tuple(self._read_chunk(chunk, limiter) for chunk in chunks[1:])
+            outcomes += yield Gather(rest, max(1, concurrency))
+        left: list[str] = []
+        for chunk, outcome in zip(chunks, outcomes, strict=True):
+            if outcome is None:
+                left += chunk
+            elif isinstance(outcome, BatgateError):
+                found.update(dict.fromkeys(chunk, outcome))
+            else:
+                found.update(outcome)
+        return left
+
+    def _read_chunk(self, ids: list[str], limiter: RateLimiter | None) -> Op[Found | None]:
+        """One `POST /bat/message/status`; None if the server has no such route."""
+        body = {"messageIds": ids}
+        try:
+            response = yield from self.exchange(
+                lambda: self.request("POST", BULK_STATUS_PATH, body), retry=True, limiter=limiter
+            )
+        except (NotFoundError, ValidationError) as exc:
+            if exc.status_code not in (404, 405):
+                raise
+            log.info("no %s here (%s); reading statuses one by one", BULK_STATUS_PATH, exc)
+            self.bulk_status = False
+            return None
+        self.bulk_status = True
+        found: Found = dict(zip(ids, statuses_of(json_of(response), ids), strict=True))
+        if self.cache is not None:
+            for status in found.values():
+                if isinstance(status, MessageStatus):
+                    self.cache.put(status)
+        return found
 
     def wait_for_all(
         self,
@@ -294,23 +372,26 @@ class Core:
     ) -> Op[list[MessageStatus]]:
         """Poll until every message is final (in input order) or raise DeliveryTimeoutError.
 
-        Each round looks at every message that is not final yet, then waits per
-        `self.poll`, so no message is asked about more often than `poll.min_interval`.
-        An error reading a status (after retries) is raised.
+        Each round looks at every message that is not final yet (as `statuses`
+        does), then waits per `self.poll`, so no message is asked about more often
+        than `poll.min_interval`. An error reading a status (after retries) is raised.
         """
         last: dict[str, MessageStatus | None] = dict.fromkeys(message_ids)
         deadline = self.clock() + timeout
         polls = 0
         while True:
             pending = [mid for mid, s in last.items() if s is None or not s.is_final]
-            ops = tuple(self.status(mid, final_only=True) for mid in pending)
-            outcomes = (yield Gather(ops, max(1, concurrency))) if ops else []
-            for mid, out in zip(pending, outcomes, strict=True):
-                if isinstance(out, BatgateError):
-                    raise out
-                last[mid] = out
+            if pending:
+                found = yield from self.read_statuses(
+                    pending, final_only=True, concurrency=concurrency
+                )
+                for mid in pending:
+                    out = found[mid]
+                    if isinstance(out, BatgateError):
+                        raise out
+                    last[mid] = out
             seen = [s for s in (last[mid] for mid in message_ids) if s is not None]
-            if on_progress is not None and ops:
+            if on_progress is not None and pending:
                 on_progress(seen)
             if all(s.is_final for s in seen):
                 return seen
@@ -336,7 +417,29 @@ class Core:
 
     def report(self, messagelist_id: int) -> Op[MessagelistReport]:
         """Counts per status and total cost of one list (`GET /bat/messagelist/{id}`, batgate)."""
+        doc = yield from self._messagelist(messagelist_id, {})
+        return MessagelistReport.from_json(doc)
+
+    def messagelist(
+        self, messagelist_id: int, *, limit: int = 100, cursor: str | None = None
+    ) -> Op[MessagelistPage]:
+        """One page of a list's message statuses, with the list's report (batgate)."""
+        if not 1 <= limit <= MAX_IDS:
+            raise ValueError(f"limit must be from 1 to {MAX_IDS}")
+        query: dict[str, str | int] = {"limit": limit}
+        if cursor:
+            query["cursor"] = cursor
+        doc = yield from self._messagelist(messagelist_id, query)
+        page = MessagelistPage.from_json(doc)
+        if self.cache is not None:
+            for status in page.messages:
+                self.cache.put(status)
+        return page
+
+    def _messagelist(self, messagelist_id: int, query: Mapping[str, str | int]) -> Op[Any]:
         path = f"/bat/messagelist/{int(messagelist_id)}"
+        if query:
+            path += "?" + urlencode(query)
         try:
             response = yield from self.exchange(lambda: self.request("GET", path), retry=True)
         except (NotFoundError, ValidationError) as exc:
@@ -348,7 +451,13 @@ class Core:
                     status_code=exc.status_code,
                 ) from exc
             raise
-        return MessagelistReport.from_json(json_of(response))
+        return json_of(response)
+
+
+def _result(message_id: str, outcome: MessageStatus | BatgateError) -> StatusResult:
+    if isinstance(outcome, BatgateError):
+        return StatusResult(message_id, error=outcome)
+    return StatusResult(message_id, status=outcome)
 
 
 def _timeout(last: Mapping[str, MessageStatus | None], timeout: float) -> DeliveryTimeoutError:
@@ -383,7 +492,7 @@ def failure(reply: httpx.Response | httpx.TransportError) -> BatgateError | None
     if status == 429:
         seconds = retry_after(reply.headers.get("Retry-After"))
         return RateLimitedError(message, retry_after=seconds, **kwargs)
-    if status == 409 and code == "IDEMPOTENCY_KEY_REUSED":
+    if code == "IDEMPOTENCY_KEY_REUSED" and status in (409, 422):  # 409: earlier builds
         return IdempotencyKeyReusedError(message, **kwargs)
     if 400 <= status < 500:
         return ValidationError(message, **kwargs)

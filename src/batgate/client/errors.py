@@ -7,7 +7,7 @@ Exceptions::
       NotFoundError               404: unknown message id (or another account's), unknown list
       RateLimitedError            429: .retry_after (seconds, or None); raised once retries run out
       ValidationError             the request or a message was refused; .code is the SPEC code
-        IdempotencyKeyReusedError 409: the same Idempotency-Key with a different body
+        IdempotencyKeyReusedError 422: the same Idempotency-Key with a different body
         MessageRejectedError      send_one()/send_sms(): the one message was rejected; .entry
       ServerError                 5xx: the server failed; raised once retries run out
       NetworkError                no usable answer: connection refused/reset, DNS, TLS, …
@@ -90,7 +90,10 @@ class ValidationError(BatgateError):
 
 
 class IdempotencyKeyReusedError(ValidationError):
-    """409: the Idempotency-Key was used before with a different request body."""
+    """422 IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used before with another body.
+
+    (Earlier batgate builds answered 409 with the same code; that maps here too.)
+    """
 
 
 class MessageRejectedError(ValidationError):

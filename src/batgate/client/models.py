@@ -1,4 +1,4 @@
-"""Typed answers of the API: what `send`, `status` and `report` return.
+"""Typed answers of the API: what `send`, `status`, `statuses`, `report` and `messagelist` return.
 
 Each type is parsed from the JSON the server sent (`from_json`) and keeps that
 document as `raw`, so a field a newer server adds is never out of reach. A field
@@ -9,11 +9,11 @@ when absent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from batgate.client.errors import BatgateError, ProtocolError
+from batgate.client.errors import BatgateError, NotFoundError, ProtocolError
 from batgate.domain.status import ChannelStatus, DeliveryStatus
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "DeliveryStatus",
     "FallbackStatus",
     "MessageStatus",
+    "MessagelistPage",
     "MessagelistReport",
     "SendEntry",
     "SendResult",
@@ -246,6 +247,36 @@ def _extended(value: Any) -> dict[str, ChannelStatus]:
     return {str(channel): _channel_status(status) for channel, status in doc.items()}
 
 
+def statuses_of(value: Any, message_ids: Sequence[str]) -> list[MessageStatus | BatgateError]:
+    """The answer of `POST /bat/message/status` (batgate) for `message_ids`, in their order:
+    each entry a status, or the error in its place (NOT_FOUND: a NotFoundError, as the
+    GET's 404 would be; an entry off the contract: a ProtocolError)."""
+    doc = _object(value, "the statuses answer")
+    entries = doc.get("messages")
+    if not isinstance(entries, list) or len(entries) != len(message_ids):
+        raise ProtocolError(f"the statuses answer has no 'messages' list of {len(message_ids)}")
+    return [_status_entry(entry, mid) for entry, mid in zip(entries, message_ids, strict=True)]
+
+
+def _status_entry(value: Any, message_id: str) -> MessageStatus | BatgateError:
+    try:
+        doc = _object(value, f"the entry of {message_id!r}")
+        error = doc.get("error")
+        if error is not None:
+            error = _object(error, f"the error of {message_id!r}")
+            code, message = _opt_str(error, "code"), _opt_str(error, "message")
+            text = message or f"no status of {message_id!r}"
+            if code == "NOT_FOUND":
+                return NotFoundError(text, code=code, status_code=404)
+            return BatgateError(text, code=code)
+        status = MessageStatus.from_json(doc, message_id)
+        if status.message_id != message_id:
+            raise ProtocolError(f"asked for {message_id!r}, answered {status.message_id!r}")
+        return status
+    except ProtocolError as exc:
+        return exc
+
+
 @dataclass(frozen=True, slots=True)
 class StatusResult:
     """One id of `statuses()`: either its status or the error reading it (never both)."""
@@ -264,7 +295,10 @@ class StatusResult:
 
 @dataclass(frozen=True, slots=True)
 class MessagelistReport:
-    """`GET /bat/messagelist/{id}`: counts per delivery status, total cost (batgate only)."""
+    """`GET /bat/messagelist/{id}`: counts per delivery status, total cost (batgate only).
+
+    `raw` is the summary only: a page's messages are in `MessagelistPage`.
+    """
 
     messagelist_id: int
     total: int
@@ -298,8 +332,38 @@ class MessagelistReport:
             counts={str(k): int(v) for k, v in counts.items()},
             cost=_opt_float(doc, "cost") or 0.0,
             currency=_opt_str(doc, "currency"),
+            raw={k: v for k, v in doc.items() if k not in _PAGE_FIELDS},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MessagelistPage:
+    """A page of `GET /bat/messagelist/{id}` (batgate): the report of the whole list, and
+    some of its messages' statuses in id order; `next_cursor` is None on the last page."""
+
+    report: MessagelistReport
+    messages: tuple[MessageStatus, ...]
+    next_cursor: str | None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> MessagelistPage:
+        doc = _object(value, "the messagelist answer")
+        messages = doc.get("messages")
+        if not isinstance(messages, list):
+            raise ProtocolError(
+                "the messagelist answer has no 'messages' (a server before paging?)"
+            )
+        statuses = tuple(MessageStatus.from_json(m, "") for m in messages)
+        if any(not s.message_id for s in statuses):
+            raise ProtocolError("a message of the page has no messageId")
+        return cls(
+            report=MessagelistReport.from_json(doc),
+            messages=statuses,
+            next_cursor=_opt_str(doc, "nextCursor") or None,
             raw=doc,
         )
 
 
+_PAGE_FIELDS = ("messages", "nextCursor")
 _FINAL_VALUES = tuple(s.value for s in DeliveryStatus if s.is_final)

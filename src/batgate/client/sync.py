@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
@@ -32,6 +32,7 @@ from batgate.client.core import (
 from batgate.client.errors import BatgateError
 from batgate.client.messages import sms
 from batgate.client.models import (
+    MessagelistPage,
     MessagelistReport,
     MessageStatus,
     SendEntry,
@@ -117,9 +118,12 @@ class Client:
     ) -> list[StatusResult]:
         """Statuses of many messages, in input order; an error is reported in its result.
 
-        At most `concurrency` requests at once and, with `rate_limit`, at most that
-        many requests per second (bursts of `burst`). Only an AuthenticationError
-        is raised, since it would be every id's error.
+        Against batgate, up to 1000 ids per request (`POST /bat/message/status`);
+        against an endpoint without that route (it answers 404 or 405, which the
+        client then remembers), one request per id. At most `concurrency` requests
+        at once and, with `rate_limit`, at most that many requests per second
+        (bursts of `burst`). Only an AuthenticationError is raised, since it would
+        be every id's error.
         """
         op = self._core.statuses(
             message_ids, concurrency=concurrency, rate_limit=rate_limit, burst=burst
@@ -147,6 +151,25 @@ class Client:
     def report(self, messagelist_id: int) -> MessagelistReport:
         """Counts per status and total cost of a message list (a batgate extension)."""
         return self._run(self._core.report(messagelist_id))
+
+    def messagelist(
+        self, messagelist_id: int, *, limit: int = 100, cursor: str | None = None
+    ) -> MessagelistPage:
+        """One page of a list's statuses (`limit` 1-1000, from `cursor`: the previous page's
+        `next_cursor`), with the whole list's report (a batgate extension)."""
+        return self._run(self._core.messagelist(messagelist_id, limit=limit, cursor=cursor))
+
+    def iter_messagelist(
+        self, messagelist_id: int, *, page_size: int = 1000
+    ) -> Iterator[MessageStatus]:
+        """Every message's status of a list, page after page, in id order (batgate)."""
+        cursor = None
+        while True:
+            page = self.messagelist(messagelist_id, limit=page_size, cursor=cursor)
+            yield from page.messages
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     # -- lifecycle ---------------------------------------------------------------------------
 

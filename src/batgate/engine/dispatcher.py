@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from batgate.channels.base import Connector, Outbound
 from batgate.config import DispatcherSettings
@@ -32,6 +32,7 @@ from batgate.domain.records import MessageRecord
 from batgate.domain.retry import RetryPolicy
 from batgate.domain.status import DeliveryStatus
 from batgate.engine.ratebook import RateBook
+from batgate.observability import metrics
 from batgate.store.manager import Change, Priced, Store
 
 log = logging.getLogger(__name__)
@@ -89,17 +90,20 @@ class Dispatcher:
 
     async def tick(self) -> int:
         """Claim one batch of due messages, handle each, write all results at once."""
+        now = self._clock()
         lease_ends = time.monotonic() + self._settings.lease_seconds
         records = await self._store.claim_due(
-            self.worker, self._clock(), self._settings.lease_seconds, self._settings.batch_size
+            self.worker, now, self._settings.lease_seconds, self._settings.batch_size
         )
         if not records:
             return 0
+        _count_claims(records, now)
         self._note_reclaims(records)
         rates = await self._ratebook.table()
         planned = await asyncio.gather(*(self._plan_safely(r, rates) for r in records))
         changes = [c for c in planned if c is not None]
         applied = await self._record(changes, lease_ends)
+        _count_applied(changes, applied, self._clock())
         if any(ok and c.notifications for ok, c in zip(applied, changes, strict=True)):
             self._on_events()
         return len(records)
@@ -181,10 +185,12 @@ class Dispatcher:
         outbound = Outbound(record.id, step, record.progress.attempts + 1)
         async with self._limit:
             try:
-                return await self._connectors[step.channel].send(outbound)
+                result = await self._connectors[step.channel].send(outbound)
             except Exception as exc:  # a connector bug or network error: retry later
                 log.warning("connector %s failed for %s: %r", step.channel, record.id, exc)
-                return Failed(f"connector error: {exc!r}", retryable=True)
+                result = Failed(f"connector error: {exc!r}", retryable=True)
+        metrics.channel_sends(step.channel.value, _send_label(result)).inc()
+        return result
 
     def _price(self, record: MessageRecord, t: Transition, rates: RateTable) -> Priced:
         """The rate of the channel in use (or that carried it) and, once final, the bill."""
@@ -199,3 +205,33 @@ class Dispatcher:
             rate.micros, rate.currency, step.parts, record.bill_currency, delivered, self._fx
         )
         return Priced(rate.micros, rate.currency, bill.bill_amount)
+
+
+def _send_label(result: SendResult) -> str:
+    if isinstance(result, Failed):
+        return "failed" if result.retryable else "rejected"
+    return "accepted"
+
+
+def _count_claims(records: Sequence[MessageRecord], claimed_at: float) -> None:
+    for record in records:
+        due = record.progress.due_at
+        if due is not None:
+            metrics.DISPATCHER_LAG.observe(max(0.0, claimed_at - due))
+
+
+def _count_applied(changes: Sequence[Change], applied: Sequence[bool], written_at: float) -> None:
+    """Count the statuses entered by the changes that were written, and receipt lag."""
+    for ok, change in zip(applied, changes, strict=True):
+        transition = change.transition
+        if not ok or transition is None:
+            continue
+        before = change.record.progress
+        for status in transition.entered:
+            # `processing` is entered on the step handed over; a final status on the
+            # step the chain ended on.
+            step = before.step if status is DeliveryStatus.PROCESSING else transition.progress.step
+            metrics.message_statuses(status.value, change.record.chain[step].channel.value).inc()
+        if before.receipt is not None and before.due_at is not None:
+            # Claimed only once due, so an announced receipt is what was applied.
+            metrics.RECEIPT_LAG.observe(max(0.0, written_at - before.due_at))

@@ -26,6 +26,7 @@ from batgate.domain.notifications import DeliveryAttempt, WebhookEvent
 from batgate.domain.records import Account
 from batgate.domain.retry import RetryPolicy
 from batgate.engine.dispatcher import worker_name
+from batgate.observability import metrics
 from batgate.store.manager import Store
 from batgate.webhooks import signature_headers
 
@@ -203,6 +204,7 @@ class WebhookSender:
     ) -> None:
         started = self._clock()
         if target is None:
+            metrics.webhook_failures("no_url").inc()
             self._finish(event, started, 0.0, None, "no webhook URL configured")
             return
         headers = signature_headers(target.secrets, event.webhook_id, int(started), event.payload)
@@ -216,14 +218,18 @@ class WebhookSender:
                 retry_after_header = response.headers.get("retry-after")
                 response.release()  # the body is not needed; free the connection
         except TimeoutError:
+            metrics.webhook_failures("timeout").inc()
             self._failed(event, started, None, "timeout", None)
             return
         except (aiohttp.ClientError, OSError, ValueError) as exc:
+            metrics.webhook_failures("connection").inc()
             self._failed(event, started, None, f"{type(exc).__name__}: {exc}"[:500], None)
             return
         if 200 <= code < 300:
             self._finish(event, started, self._elapsed(started), code, None, delivered=True)
-        elif code == 410:
+            return
+        metrics.webhook_failures("http_status").inc()
+        if code == 410:
             await self._gone(event, target, started, code)
         else:
             retry_after = _retry_after(retry_after_header, self._clock())
@@ -238,6 +244,7 @@ class WebhookSender:
         # re-enables it; its events wait, in order.
         await self._store.outbox.disable_endpoint(event.account_id, "410 Gone from " + target.url)
         log.warning("webhook endpoint %s answered 410: disabled", target.endpoint)
+        metrics.webhook_deliveries("disabled").inc()
         self._record(
             DeliveryAttempt(
                 event.id,
@@ -267,6 +274,7 @@ class WebhookSender:
             return
         if retry_after is not None:
             delay = max(delay, min(retry_after, self._settings.max_retry_after))
+        metrics.webhook_deliveries("retrying").inc()
         self._record(
             DeliveryAttempt(
                 event.id,
@@ -292,6 +300,7 @@ class WebhookSender:
     ) -> None:
         """Record the last attempt: delivered, or failed for good."""
         state = "delivered" if delivered else "failed"
+        metrics.webhook_deliveries(state).inc()
         self._record(
             DeliveryAttempt(
                 event.id, started, duration, code, error, state, event.attempts + 1, None

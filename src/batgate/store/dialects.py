@@ -1,10 +1,12 @@
-"""SQL that differs by dialect: claiming due work in one statement."""
+"""SQL that differs by dialect: claiming due work in one statement, upserts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from batgate.store.schema import accounts, message_events, messages
 
@@ -100,3 +102,10 @@ def claim_webhooks(
         .values(claimed_by=worker, claimed_until=lease_until)
         .returning(*message_events.c)
     )
+
+
+def insert_missing(dialect: str, table: sa.Table, values: dict[str, Any]) -> sa.Insert:
+    """INSERT … ON CONFLICT DO NOTHING: add the row unless its key exists already."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).values(values).on_conflict_do_nothing()
+    return sqlite.insert(table).values(values).on_conflict_do_nothing()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,7 +20,16 @@ from batgate.domain.records import Account, MessageRecord
 from batgate.domain.status import DeliveryStatus
 from batgate.store import dialects
 from batgate.store.database import Database
+from batgate.store.idempotency import (
+    CLAIM_ATTEMPTS,
+    Idempotency,
+    KeyTaken,
+    claim_key,
+    replay,
+    store_response,
+)
 from batgate.store.outbox import Outbox
+from batgate.store.ratebuckets import RateBuckets
 from batgate.store.rows import (
     MessageRow,
     account_from_row,
@@ -30,29 +40,22 @@ from batgate.store.rows import (
 )
 from batgate.store.schema import (
     accounts,
-    idempotency_keys,
     message_events,
     messagelists,
     messages,
     rates,
 )
 
+log = logging.getLogger(__name__)
+
+# Ids per IN-list: far below SQLite's (32,766) and asyncpg's (32,767) bound parameters.
+_IN_LIST = 1000
+
 _BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
 
 
 class DuplicateAccountError(Exception):
     """An account with this username exists already."""
-
-
-class IdempotencyConflict(Exception):
-    """An idempotency key was used again with a different request body."""
-
-
-@dataclass(frozen=True, slots=True)
-class Idempotency:
-    key: str
-    body_hash: str  # SHA-256 of the request body
-    window: float = 86_400.0
 
 
 def new_message_id() -> str:
@@ -62,6 +65,15 @@ def new_message_id() -> str:
     all over it; unique across processes without asking the database.
     """
     return f"{int(time.time() * 1000):012x}{os.urandom(5).hex()}"
+
+
+@dataclass(frozen=True, slots=True)
+class MessagelistPage:
+    """One page of a message list: the counts of the whole list, some of its messages."""
+
+    counts: dict[str, tuple[int, int]]  # per status: (messages, billed micros)
+    records: list[MessageRecord]  # in id order
+    more: bool  # messages follow the last of `records`
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +99,15 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.outbox = Outbox(db)
+        self.rate_buckets = RateBuckets(db)
         # The hot status read, on SQLite: see Database.lookup and point_read.
         self._read_by_id = db.point_read(_BY_ID) if db.lookup is not None else None
+        self._fetch_by_id = db.point_read_async(_BY_ID) if db.fast is not None else None
 
     @classmethod
-    def connect(cls, url: str) -> Store:
-        return cls(Database.connect(url))
+    def connect(cls, url: str, pool_size: int = 5, max_overflow: int = 5) -> Store:
+        """A store on `url`; the pool sizes apply to PostgreSQL (SQLite's are fixed)."""
+        return cls(Database.connect(url, pool_size=pool_size, max_overflow=max_overflow))
 
     async def close(self) -> None:
         await self.db.dispose()
@@ -205,15 +220,21 @@ class Store:
 
         With an idempotency key seen for this account within its window, nothing
         is stored and the first response comes back; the same key with another
-        body raises IdempotencyConflict.
+        body raises IdempotencyConflict. Safe under concurrent duplicates: the key
+        is claimed before the batch is stored, so of two transactions with one key
+        the second waits for the first (PostgreSQL: on the unique index; SQLite:
+        on the write lock), and a loser rolls back and answers the winner's response.
         """
-        try:
-            return await self._send_batch_once(account, batch, now, render, idempotency)
-        except sa.exc.IntegrityError:
-            if idempotency is None:
-                raise
-            # Another process stored the same key first (PostgreSQL): replay its answer.
-            return await self._send_batch_once(account, batch, now, render, idempotency)
+        attempt = 1
+        while True:
+            try:
+                return await self._send_batch_once(account, batch, now, render, idempotency)
+            except KeyTaken as taken:
+                if attempt >= CLAIM_ATTEMPTS:
+                    raise taken.error from None
+            # Another request stored the same key between our look and our claim.
+            log.info("Idempotency-Key taken by a concurrent request; replaying its answer")
+            attempt += 1
 
     async def _send_batch_once(
         self,
@@ -225,21 +246,14 @@ class Store:
     ) -> bytes:
         async with self.db.writer.begin() as conn:
             if idempotency is not None:
-                seen = await _replay(conn, account.id, idempotency, now)
+                seen = await replay(conn, account.id, idempotency, now)
                 if seen is not None:
                     return seen
+                await claim_key(conn, account.id, idempotency, now)
             list_id, ids = await _insert_batch(conn, account, batch, now)
             response = render(list_id, ids)
             if idempotency is not None:
-                await conn.execute(
-                    idempotency_keys.insert().values(
-                        account_id=account.id,
-                        key=idempotency.key,
-                        body_hash=idempotency.body_hash,
-                        response=response.decode(),
-                        created_at=now,
-                    )
-                )
+                await store_response(conn, account.id, idempotency, response)
             return response
 
     async def messagelist_summary(
@@ -247,31 +261,59 @@ class Store:
     ) -> dict[str, tuple[int, int]] | None:
         """Per status: (messages, billed micros) of the account's list; None if not theirs."""
         async with self.db.reader.connect() as conn:
-            owner = (
-                await conn.execute(
-                    sa.select(messagelists.c.account_id).where(messagelists.c.id == messagelist_id)
-                )
-            ).scalar_one_or_none()
-            if owner != account_id:
+            return await _list_counts(conn, account_id, messagelist_id)
+
+    async def messagelist_page(
+        self, account_id: int, messagelist_id: int, *, after: str | None, limit: int
+    ) -> MessagelistPage | None:
+        """The account's list: counts of all its messages, and `limit` of them in id order
+        after the id `after` (keyset paging on the (messagelist_id, id) index); None if the
+        list is not theirs. Both are read in one transaction (on SQLite: one snapshot)."""
+        query = (
+            sa.select(messages)
+            .where(messages.c.messagelist_id == messagelist_id)
+            .where(messages.c.account_id == account_id)
+            .order_by(messages.c.id)
+            .limit(limit + 1)
+        )
+        if after is not None:
+            query = query.where(messages.c.id > after)
+        async with self.db.reader.connect() as conn:
+            counts = await _list_counts(conn, account_id, messagelist_id)
+            if counts is None:
                 return None
-            rows = await conn.execute(
-                sa.select(
-                    messages.c.status,
-                    sa.func.count(),
-                    sa.func.coalesce(sa.func.sum(messages.c.bill_micros), 0),
-                )
-                .where(messages.c.messagelist_id == messagelist_id)
-                .group_by(messages.c.status)
-            )
-            return {status: (int(count), int(billed)) for status, count, billed in rows}
+            rows = (await conn.execute(query)).all()
+        records = [message_from_row(row) for row in rows[:limit]]
+        return MessagelistPage(counts, records, more=len(rows) > limit)
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         if self._read_by_id is not None:
             found = self._read_by_id(message_id)
             return None if found is None else message_from_row(MessageRow(*found))
+        if self._fetch_by_id is not None:
+            fetched = await self._fetch_by_id(message_id)
+            return None if fetched is None else message_from_row(MessageRow(*fetched))
         async with self.db.reader.connect() as conn:
             row = (await conn.execute(_BY_ID, {"id": message_id})).one_or_none()
         return None if row is None else message_from_row(row)
+
+    async def messages_of(
+        self, account_id: int, message_ids: Iterable[str]
+    ) -> dict[str, MessageRecord]:
+        """The account's messages among `message_ids`, by id; others' and unknown ids are
+        missing. One query per 1000 distinct ids (an IN-list), not a read per id."""
+        wanted = list(dict.fromkeys(message_ids))
+        found: dict[str, MessageRecord] = {}
+        async with self.db.reader.connect() as conn:
+            for start in range(0, len(wanted), _IN_LIST):
+                chunk = wanted[start : start + _IN_LIST]
+                result = await conn.execute(
+                    sa.select(messages).where(
+                        messages.c.id.in_(chunk), messages.c.account_id == account_id
+                    )
+                )
+                found.update((row.id, message_from_row(row)) for row in result)
+        return found
 
     async def claim_due(
         self, worker: str, now: float, lease: float, limit: int
@@ -416,6 +458,28 @@ def _change_statement(change: Change, now: float) -> tuple[sa.Update, dict[str, 
     return (_MOVE if priced is None else _MOVE_PRICED), params
 
 
+async def _list_counts(
+    conn: AsyncConnection, account_id: int, messagelist_id: int
+) -> dict[str, tuple[int, int]] | None:
+    owner = (
+        await conn.execute(
+            sa.select(messagelists.c.account_id).where(messagelists.c.id == messagelist_id)
+        )
+    ).scalar_one_or_none()
+    if owner != account_id:
+        return None
+    rows = await conn.execute(
+        sa.select(
+            messages.c.status,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(messages.c.bill_micros), 0),
+        )
+        .where(messages.c.messagelist_id == messagelist_id)
+        .group_by(messages.c.status)
+    )
+    return {status: (int(count), int(billed)) for status, count, billed in rows}
+
+
 async def _has_webhook(conn: AsyncConnection, account_id: int) -> bool:
     """Whether the account has a webhook URL now, read in the writing transaction.
 
@@ -444,18 +508,3 @@ async def _insert_batch(
         ]
         await conn.execute(messages.insert(), rows)
     return list_id, ids
-
-
-async def _replay(
-    conn: AsyncConnection, account_id: int, idem: Idempotency, now: float
-) -> bytes | None:
-    where = (idempotency_keys.c.account_id == account_id) & (idempotency_keys.c.key == idem.key)
-    row = (await conn.execute(sa.select(idempotency_keys).where(where))).one_or_none()
-    if row is None:
-        return None
-    if row.created_at < now - idem.window:
-        await conn.execute(idempotency_keys.delete().where(where))
-        return None
-    if row.body_hash != idem.body_hash:
-        raise IdempotencyConflict(idem.key)
-    return str(row.response).encode()

@@ -19,9 +19,7 @@ depends_on = None
 def upgrade() -> None:
     # How often a message was claimed again after a lease ran out: each such claim
     # may re-send a message whose hand-over was never recorded.
-    op.add_column(
-        "messages", sa.Column("reclaims", sa.Integer, nullable=False, server_default="0")
-    )
+    op.add_column("messages", sa.Column("reclaims", sa.Integer, nullable=False, server_default="0"))
     # Paging a batch's messages in id order reads this index only.
     op.drop_index("ix_messages_messagelist", table_name="messages")
     op.create_index("ix_messages_messagelist", "messages", ["messagelist_id", "id"])

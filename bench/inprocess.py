@@ -1,0 +1,130 @@
+"""The cost of one status request inside the process, without a socket or wrk.
+
+    python bench/inprocess.py [--requests N] [--rounds R] [--access-log off|json|text]
+
+Calls the ASGI app (`create_app`, as `batgate serve --no-workers` builds it) with a
+cached, final `GET /bat/message/{id}` and a `send` that does nothing, so what is
+timed is batgate's own work per request: the fast path, auth and rate-limit
+look-ups, the request id, the metrics and, when switched on, the access log line
+(written to a scratch file). Prints µs per request in CPU time (this process's,
+so other work on the machine disturbs it little) and in wall-clock time, the
+minimum and the median over the rounds. Used to keep the per-request cost of
+observability in check (docs/operations.md, Observability).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from asgi_lifespan import LifespanManager
+
+from batgate.api.app import create_app
+from batgate.config import Settings
+from batgate.domain.credentials import key_hash, new_webhook_secret
+from batgate.domain.lifecycle import Transition, on_due, on_sent
+from batgate.domain.messages import MessageType, NewMessage, Step
+from batgate.domain.outcomes import Accepted, ScheduledReceipt
+from batgate.domain.retry import RetryPolicy
+from batgate.domain.status import ChannelStatus
+from batgate.observability import logs
+from batgate.store.manager import Store
+
+KEY = "bench-key"
+NO_RETRY = RetryPolicy((1.0,))
+
+
+async def delivered_message(url: str) -> str:
+    """One account and one delivered SMS, written through the store and the state machine."""
+    store = Store.connect(url)
+    await store.upgrade()
+    try:
+        account = await store.create_account(
+            "bench", key_hash(KEY), None, None, new_webhook_secret(), "USD"
+        )
+        now = time.time()
+        step = Step(MessageType.SMS, "+380501234567", "bench", "hi", None, 3600, 1)
+        _, (mid,) = await store.insert_batch(account, [NewMessage(None, (step,))], now)
+        (record,) = await store.claim_due("bench", now, 60.0, 1)
+        receipt = ScheduledReceipt(ChannelStatus.DELIVERED, now)
+        handed = on_sent(record.progress, Accepted("ref", receipt), record.chain, NO_RETRY, now)
+        await store.apply(record, handed, now)
+        record = await store.get_message(mid)
+        done = None if record is None else on_due(record.progress, record.chain, now)
+        if record is None or not isinstance(done, Transition):
+            raise RuntimeError("the bench message did not get its receipt")
+        await store.apply(record, done, now)
+        return mid
+    finally:
+        await store.close()
+
+
+async def measure(
+    requests: int, rounds: int, access_log: str, work: Path
+) -> tuple[list[float], list[float]]:
+    url = f"sqlite:///{work / 'bench.db'}"
+    mid = await delivered_message(url)
+    # No engine (nothing else runs in the process); no rate limit, as in `make bench`.
+    settings = Settings(database_url=url, rate_limit={"enabled": False})
+    app = create_app(settings, workers=False)
+    async with LifespanManager(app):
+        if access_log != "off":
+            out = (work / "access.log").open("w")
+            fmt: logs.LogFormat = "json" if access_log == "json" else "text"
+            logs.configure(fmt, "INFO", access_log=True, stream=out)
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": f"/bat/message/{mid}",
+            "raw_path": f"/bat/message/{mid}".encode(),
+            "query_string": b"",
+            "headers": [
+                (b"host", b"127.0.0.1:8000"),
+                (b"x-authorization-key", KEY.encode()),
+                (b"user-agent", b"wrk"),
+            ],
+            "http_version": "1.1",
+            "scheme": "http",
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 8000),
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(_message: Any) -> None:
+            return None
+
+        await app(scope, receive, send)  # the first answer puts it in the status cache
+        cpu, wall = [], []
+        for _ in range(rounds):
+            cpu_start, wall_start = time.process_time(), time.perf_counter()
+            for _ in range(requests):
+                await app(scope, receive, send)
+            cpu.append((time.process_time() - cpu_start) / requests * 1e6)
+            wall.append((time.perf_counter() - wall_start) / requests * 1e6)
+        return cpu, wall
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--requests", type=int, default=50_000)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--access-log", choices=("off", "json", "text"), default="off")
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="batgate-inprocess-") as work:
+        cpu, wall = asyncio.run(measure(a.requests, a.rounds, a.access_log, Path(work)))
+    print(
+        f"access log {a.access_log}, µs per request over {a.rounds} × {a.requests:,}: "
+        f"CPU min {min(cpu):.2f} median {statistics.median(cpu):.2f}; "
+        f"wall min {min(wall):.2f} median {statistics.median(wall):.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

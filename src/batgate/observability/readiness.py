@@ -1,0 +1,37 @@
+"""Readiness: does the database answer? (`GET /readyz`, on the API and on workers.)
+
+Liveness (`/healthz`) asks nothing of the database: a process whose database is
+away should be taken out of the load balancer, not restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from batgate.api.errors import error_body
+from batgate.store.gauges import Gauges
+
+log = logging.getLogger(__name__)
+
+READY = b'{"status":"ready"}'
+NOT_READY = error_body("NOT_READY", "the database does not answer; the server log has the details")
+
+
+async def check(gauges: Gauges, timeout: float) -> bool:
+    """True when the database answers a trivial query within `timeout` seconds."""
+    try:
+        await asyncio.wait_for(gauges.ping(), timeout)
+    except TimeoutError:
+        log.warning("not ready: the database gave no answer within %g s", timeout)
+        return False
+    except Exception as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        log.warning("not ready: %s: %s", type(exc).__name__, detail)
+        return False
+    return True
+
+
+async def answer(gauges: Gauges, timeout: float) -> tuple[int, bytes]:
+    """The `/readyz` answer: 200 `{"status": "ready"}`, or 503 in the SPEC §6 shape."""
+    return (200, READY) if await check(gauges, timeout) else (503, NOT_READY)
