@@ -109,8 +109,8 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./batgate.db"
     # Connections each process keeps to PostgreSQL, and how many more it may open at peaks.
-    database_pool_size: int = Field(default=5, ge=1)
-    database_max_overflow: int = Field(default=5, ge=0)
+    database_pool_size: int = Field(default=8, ge=1)
+    database_max_overflow: int = Field(default=0, ge=0)
     host: str = "127.0.0.1"
     port: int = 8000
     max_messages_per_request: int = 1000

@@ -50,7 +50,7 @@ class Database:
     fast: PointReads | None = None  # PostgreSQL's counterpart of `lookup`
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = 5, max_overflow: int = 5) -> Database:
+    def connect(cls, url: str, *, pool_size: int = 8, max_overflow: int = 0) -> Database:
         target = async_url(url)
         if target.get_backend_name() == "sqlite":
             return cls(

@@ -105,7 +105,7 @@ class Store:
         self._fetch_by_id = db.point_read_async(_BY_ID) if db.fast is not None else None
 
     @classmethod
-    def connect(cls, url: str, pool_size: int = 5, max_overflow: int = 5) -> Store:
+    def connect(cls, url: str, pool_size: int = 8, max_overflow: int = 0) -> Store:
         """A store on `url`; the pool sizes apply to PostgreSQL (SQLite's are fixed)."""
         return cls(Database.connect(url, pool_size=pool_size, max_overflow=max_overflow))
 
