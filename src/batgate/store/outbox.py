@@ -13,6 +13,21 @@ from batgate.store import dialects
 from batgate.store.database import Database
 from batgate.store.schema import accounts, message_events, webhook_attempts
 
+_RECORD = (
+    message_events.update()
+    .where(message_events.c.id == sa.bindparam("event_id"))
+    .values(
+        state=sa.bindparam("new_state"),
+        attempts=sa.bindparam("new_attempts"),
+        next_attempt_at=sa.bindparam("new_next_attempt_at"),
+        last_status=sa.bindparam("new_last_status"),
+        last_error=sa.bindparam("new_last_error"),
+        delivered_at=sa.bindparam("new_delivered_at"),
+        claimed_by=None,
+        claimed_until=None,
+    )
+)
+
 
 class Outbox:
     def __init__(self, db: Database) -> None:
@@ -52,21 +67,23 @@ class Outbox:
                     for a in attempts
                 ],
             )
-            for a in attempts:
-                await conn.execute(
-                    message_events.update()
-                    .where(message_events.c.id == a.event_id)
-                    .values(
-                        state=a.state,
-                        attempts=a.attempts,
-                        next_attempt_at=a.next_attempt_at,
-                        last_status=a.status_code,
-                        last_error=a.error,
-                        delivered_at=a.at if a.state == "delivered" else None,
-                        claimed_by=None,
-                        claimed_until=None,
-                    )
-                )
+            # One statement for all, in id order: two workers recording the same
+            # events (a lease ran out meanwhile) lock them in the same order.
+            await conn.execute(
+                _RECORD,
+                [
+                    {
+                        "event_id": a.event_id,
+                        "new_state": a.state,
+                        "new_attempts": a.attempts,
+                        "new_next_attempt_at": a.next_attempt_at,
+                        "new_last_status": a.status_code,
+                        "new_last_error": a.error,
+                        "new_delivered_at": a.at if a.state == "delivered" else None,
+                    }
+                    for a in sorted(attempts, key=lambda a: a.event_id)
+                ],
+            )
 
     async def defer(self, event_ids: Sequence[int], until: float) -> None:
         """Give claimed events back untried, due again at `until`."""

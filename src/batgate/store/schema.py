@@ -103,6 +103,13 @@ message_events = sa.Table(
 )
 sa.Index("ix_message_events_message", message_events.c.message_id)
 sa.Index(
+    "ix_message_events_pending_by_message",
+    message_events.c.message_id,
+    message_events.c.id,
+    sqlite_where=message_events.c.state == "pending",
+    postgresql_where=message_events.c.state == "pending",
+)
+sa.Index(
     "ix_message_events_pending",
     message_events.c.next_attempt_at,
     sqlite_where=message_events.c.state == "pending",
