@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,10 +42,9 @@ def core_ticks() -> dict[str, tuple[int, int]]:
     return cores
 
 
-def postgres_processes(marker: str) -> tuple[list[int], list[int]]:
-    """PostgreSQL's processes: (backends whose title contains `marker`, all the others)."""
-    ours: list[int] = []
-    others: list[int] = []
+def _postgres_processes() -> Iterator[tuple[int, str, list[str]]]:
+    """(pid, title, stat fields after the name) of each PostgreSQL process; processes
+    that exit while they are read are skipped."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -53,28 +52,30 @@ def postgres_processes(marker: str) -> tuple[list[int], list[int]]:
             if (entry / "comm").read_text().strip() != "postgres":
                 continue
             title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        (ours if marker in title else others).append(int(entry.name))
+        yield int(entry.name), title, fields
+
+
+def postgres_processes(marker: str) -> tuple[list[int], list[int]]:
+    """PostgreSQL's processes: (backends whose title contains `marker`, all the others)."""
+    ours: list[int] = []
+    others: list[int] = []
+    for pid, title, _ in _postgres_processes():
+        (ours if marker in title else others).append(pid)
     return ours, others
 
 
 def postmaster_reaped_ticks() -> int:
     """CPU ticks of PostgreSQL's exited backends (all databases): the postmaster's
-    cutime + cstime, which grow when it reaps a child."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != "postgres":
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == "1" or not (entry / "cmdline").read_bytes().startswith(b"postgres:"):
-            total += int(fields[13]) + int(fields[14])  # the postmaster: cutime, cstime
-    return total
+    cutime + cstime, which grow when it reaps a child. (Children's titles start with
+    "postgres:"; the postmaster's is its command line.)"""
+    return sum(
+        int(fields[13]) + int(fields[14])
+        for _, title, fields in _postgres_processes()
+        if not title.startswith("postgres:")
+    )
 
 
 def _children_seconds() -> float:
