@@ -34,6 +34,7 @@ class Delivered:
     messages: int
     seed_per_s: float
     final_after_s: float
+    writes: dict[str, dict[str, int]]  # PostgreSQL: rows inserted, updated (HOT), dead
 
 
 class Backend(ABC):
@@ -77,9 +78,13 @@ class Backend(ABC):
             total_s = seeded.seconds + final_s
             log(f"{self.label}: {seeded.accepted:,} delivered {total_s:.0f} s after the first send")
             self._delivered = Delivered(
-                db, key, seeded.accepted, seeded.per_second, round(total_s, 1)
+                db, key, seeded.accepted, seeded.per_second, round(total_s, 1), self.writes(db)
             )
         return self._delivered
+
+    def writes(self, db: Target) -> dict[str, dict[str, int]]:
+        """What writing the rows cost, per table (PostgreSQL's statistics)."""
+        return {}
 
 
 class SqliteBackend(Backend):
@@ -135,6 +140,16 @@ class PostgresBackend(Backend):
             return {"pg_sessions": self.postgres.sessions(str(db))}
 
         return cpu.Watch(api, self.postgres_marker, counters=counters)
+
+    def writes(self, db: Target) -> dict[str, dict[str, int]]:
+        # Read after the server stopped: its backends flushed their statistics on exit.
+        with connect(db, readonly=True) as conn:
+            rows = conn.execute(
+                "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup "
+                "FROM pg_stat_user_tables WHERE relname IN ('messages', 'message_events')"
+            ).fetchall()
+        keys = ("inserted", "updated", "hot_updated", "dead")
+        return {name: dict(zip(keys, map(int, values), strict=True)) for name, *values in rows}
 
     def analyze(self, db: Target) -> float:
         started = time.monotonic()

@@ -81,8 +81,10 @@ def run(bench: Bench, backend: Backend) -> None:
         probe_id = ids_big.read_text().split("\n", 1)[0]
         plans = sizing.plans(big, probe_id, _list_of(big, probe_id))
     backup: dict[str, Any] = {}
+    archive: dict[str, Any] = {}
     if isinstance(backend, PostgresBackend):
         backup = sizing.pg_backup(backend.postgres, str(big), bench.work)
+        archive = sizing.pg_archive(str(big), bench.work)  # last: it deletes a fifth
     elif isinstance(big, Path):
         backup = sizing.sqlite_backup(big, bench.work)
     doc: dict[str, Any] = {
@@ -94,6 +96,8 @@ def run(bench: Bench, backend: Backend) -> None:
         "sizes": sizes,
         "plans": plans,
         "backup": backup,
+        "archive": archive,
+        "delivered_writes": base.writes,
         "due_messages_for_plans": DUE_BATCHES * 100,
     }
     doc |= _lookup_rows(bench, backend, m, reads, n)
@@ -200,6 +204,17 @@ def _size_rows(bench: Bench, backend: Backend, doc: dict[str, Any]) -> None:
     else:
         text = f"failed: {b}"
     bench.results.rows.append(Row(f"{backend.label}: backup of the {n:,}-message database", text))
+    a = doc["archive"]
+    if a:
+        bench.results.rows.append(
+            Row(
+                f"{backend.label}: archive the oldest {a['messages']:,} without partitions",
+                f"COPY out {a['export_seconds']:.0f} s ({_mb(a['export_bytes'])}); DELETE "
+                f"{a['delete_seconds']:.0f} s ({_mb(a['delete_wal_bytes'])} of WAL); VACUUM "
+                f"{a['vacuum_seconds']:.0f} s; messages + events {_mb(a['size_before'])} before, "
+                f"{_mb(a['size_after_vacuum'])} after",
+            )
+        )
     for name in ("claim_due", "status_read"):
         p = doc["plans"][name]
         uses = ", ".join(p["indexes_used"]) or "no index"

@@ -366,6 +366,51 @@ def pg_backup(postgres: Postgres, db: str, work: Path) -> dict[str, Any]:
     return out
 
 
+def pg_archive(db: str, work: Path, share: float = 0.2) -> dict[str, Any]:
+    """Archiving the oldest `share` of the messages the way one must without
+    partitions: COPY them and their events out, DELETE them, VACUUM. Times, bytes,
+    WAL written, and the tables' size before and after (the space stays in the files
+    for new rows; only VACUUM FULL or a partition drop gives it back)."""
+    out: dict[str, Any] = {"share": share}
+    with connect(db) as conn:
+        total = int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+        skip = int(total * share)
+        cutoff = conn.execute(f"SELECT id FROM messages ORDER BY id OFFSET {skip} LIMIT 1")
+        cut = str(cutoff.fetchone()[0])
+        out |= {"messages": skip, "size_before": _two_tables(conn)}
+        lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        started = time.monotonic()
+        exported = 0
+        with (work / "archive.copy").open("wb") as file:
+            for table, column in (("messages", "id"), ("message_events", "message_id")):
+                query = f"COPY (SELECT * FROM {table} WHERE {column} < '{cut}') TO STDOUT"
+                with conn.cursor().copy(query) as copy:
+                    for chunk in copy:
+                        exported += file.write(chunk)
+        out |= {"export_seconds": round(time.monotonic() - started, 1), "export_bytes": exported}
+        (work / "archive.copy").unlink()
+        log(f"archive: deleting the oldest {skip:,} messages and their events")
+        started = time.monotonic()
+        with conn.transaction():
+            conn.execute(f"DELETE FROM message_events WHERE message_id < '{cut}'")
+            conn.execute(f"DELETE FROM messages WHERE id < '{cut}'")
+        out["delete_seconds"] = round(time.monotonic() - started, 1)
+        wal = conn.execute(f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{lsn}')").fetchone()
+        out["delete_wal_bytes"] = int(wal[0])
+        started = time.monotonic()
+        conn.execute("VACUUM messages, message_events")
+        out["vacuum_seconds"] = round(time.monotonic() - started, 1)
+        out["size_after_vacuum"] = _two_tables(conn)
+    return out
+
+
+def _two_tables(conn: Any) -> int:
+    row = conn.execute(
+        "SELECT pg_total_relation_size('messages') + pg_total_relation_size('message_events')"
+    ).fetchone()
+    return int(row[0])
+
+
 def sqlite_backup(db: Path, work: Path) -> dict[str, Any]:
     """A copy through SQLite's online backup API (what `sqlite3 db .backup` does)."""
     copy = work / "backup.db"
