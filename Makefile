@@ -30,9 +30,12 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
+# The benchmarks on SQLite and on PostgreSQL (scripts/ensure-postgres starts the local
+# server, as for the tests); BENCH_ARGS passes options to bench/run.py, e.g. --quick.
 bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
-	$(BIN)/python bench/run.py
+	scripts/ensure-postgres
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -1,23 +1,27 @@
-"""The measurements: send (a), status with the ceiling beside it (b, c), memory (d).
+"""The measurements: send (a), status with the ceiling beside it (b, c), memory (d),
+webhooks (e) on SQLite; scale-out and database size on SQLite and PostgreSQL.
 
 Each phase starts its own servers on fresh databases, adds rows to the results
-table and a section to the JSON document, and stops what it started.
+table and a section to the JSON document, and stops what it started. The
+phases on both databases live in scaleout.py and bigdb.py.
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bigdb
+import scaleout
 import seeding
 import webhooks
 import wrk
-from procs import BenchError
+from backends import Backend
+from procs import BenchError, log
 from report import Row
 from servers import Server, Servers, count_messages, db_size_mb
 
@@ -46,16 +50,15 @@ class Options:
     webhook_messages: int
     phases: tuple[str, ...]
     keep: bool
+    big_messages: int = 5_000_000
+    database: str = "both"
+    postgres: str = ""
 
 
 @dataclass
 class Results:
     rows: list[Row] = field(default_factory=list)
     doc: dict[str, Any] = field(default_factory=dict)
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def ms(value: float) -> str:
@@ -67,10 +70,13 @@ def spread(m: wrk.Measurement) -> str:
 
 
 class Bench:
-    def __init__(self, opts: Options, work: Path, servers: Servers) -> None:
+    def __init__(
+        self, opts: Options, work: Path, servers: Servers, backends: dict[str, Backend]
+    ) -> None:
         self.opts = opts
         self.work = work
         self.servers = servers
+        self.backends = backends
         self.results = Results()
         self.pool = seeding.phone_pool(POOL_SIZE)
         self.send_script = wrk.build_script("send", work)
@@ -79,6 +85,24 @@ class Bench:
     def measure(self, loads: dict[str, wrk.Load]) -> dict[str, wrk.Measurement]:
         o = self.opts
         return wrk.measure_interleaved(loads, warmup=o.warmup, seconds=o.seconds, runs=o.runs)
+
+    def send_bodies_file(self) -> Path:
+        """The send bodies (batches of 100 over the pool), one JSON document a line."""
+        path = self.work / "send-bodies.txt"
+        if not path.exists():
+            path.write_bytes(b"\n".join(seeding.send_bodies(self.pool, SEND_BATCH)) + b"\n")
+        return path
+
+    # -- on SQLite and PostgreSQL: scale-out, size ----------------------------
+
+    def send_scale(self, backend: str) -> None:
+        scaleout.send(self, self.backends[backend])
+
+    def status_scale(self, backend: str) -> None:
+        scaleout.status(self, self.backends[backend])
+
+    def size(self, backend: str) -> None:
+        bigdb.run(self, self.backends[backend])
 
     # -- (e) webhooks ---------------------------------------------------------
 
@@ -93,8 +117,7 @@ class Bench:
     # -- (a) send -------------------------------------------------------------
 
     def send(self) -> None:
-        bodies_file = self.work / "send-bodies.txt"
-        bodies_file.write_bytes(b"\n".join(seeding.send_bodies(self.pool, SEND_BATCH)) + b"\n")
+        bodies_file = self.send_bodies_file()
         out: dict[str, Any] = {
             "batch": SEND_BATCH,
             "connections": SEND_CONNECTIONS,

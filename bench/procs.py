@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
@@ -27,6 +28,10 @@ _GRACE_SECONDS = 10.0
 
 class BenchError(Exception):
     """A step of the bench failed; the message says which and why."""
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def pinning_available() -> bool:
@@ -107,6 +112,17 @@ class Processes:
         child.log_file.close()
         if child in self._children:
             self._children.remove(child)
+
+    def complaints(self, lines: int = 12) -> str:
+        """The last lines of each running child's log that reported an error."""
+        out = []
+        for child in self._children:
+            tail = child.log_tail(400)
+            marks = [i for i, line in enumerate(tail.splitlines()) if "ERROR" in line]
+            if marks:
+                text = tail.splitlines()[marks[-1] : marks[-1] + lines]
+                out.append(f"--- {child.name} (pid {child.pid}):\n" + "\n".join(text))
+        return "\n".join(out)
 
     def stop_all(self) -> None:
         for child in list(reversed(self._children)):

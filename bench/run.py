@@ -8,7 +8,13 @@
     measured in rounds with (b);
 (d) memory: RSS of `batgate serve --no-workers` after 1,000,000 messages stored
     through the API, and the database's size;
-(e) webhooks: signed events delivered per second to a local receiver.
+(e) webhooks: signed events delivered per second to a local receiver;
+
+and on SQLite and on PostgreSQL (`--database`; `pg-…` phases are PostgreSQL's):
+*-send-scale, *-status-scale: send, and status lookups from the database, with
+    1 and with 2 `batgate serve --no-workers` processes on one database;
+*-size: status-lookup latency with 10,000 vs `--big-messages` (5,000,000)
+    messages stored; the big database's size, plans and backup.
 
 wrk runs on CPU 0 and the servers on CPU 1 (taskset), all over 127.0.0.1. Results:
 a Markdown table on stdout and bench/results/latest.json. See docs/benchmarks.md.
@@ -17,6 +23,7 @@ a Markdown table on stdout and bench/results/latest.json. See docs/benchmarks.md
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import signal
@@ -30,13 +37,31 @@ from typing import Any
 
 import report
 import wrk
-from phases import RSS_TARGET_MESSAGES, Bench, Options, log
-from procs import BenchError, Processes, pinning_available
+from backends import Backend, PostgresBackend, SqliteBackend
+from phases import RSS_TARGET_MESSAGES, Bench, Options
+from procs import BenchError, Processes, log, pinning_available
 from report import Row
+from scratchdb import DEFAULT_POSTGRES, Postgres
 from servers import Servers
 
 BENCH_CPU = 0
-PHASES = ("send", "status", "rss", "webhooks")
+PHASES = (
+    "send",
+    "status",
+    "rss",
+    "webhooks",
+    "sqlite-send-scale",
+    "pg-send-scale",
+    "sqlite-status-scale",
+    "pg-status-scale",
+    "sqlite-size",
+    "pg-size",
+)
+DATABASES = {"sqlite": ("sqlite",), "postgresql": ("postgresql",), "both": ("sqlite", "postgresql")}
+
+
+def phase_database(phase: str) -> str:
+    return "postgresql" if phase.startswith("pg-") else "sqlite"
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -48,14 +73,32 @@ def parse_options(argv: list[str] | None = None) -> Options:
     p.add_argument("--status-messages", type=int, help="default 100,000 (--quick: 20,000)")
     p.add_argument("--rss-messages", type=int, help="default 1,000,000 (--quick: 200,000)")
     p.add_argument("--webhook-messages", type=int, help="default 10,000 (--quick: 2,000)")
+    p.add_argument(
+        "--big-messages", type=int, help="for *-size: default 5,000,000 (--quick: 500,000)"
+    )
+    p.add_argument(
+        "--database",
+        choices=sorted(DATABASES),
+        help="which databases' phases to run (default both)",
+    )
+    p.add_argument(
+        "--postgres",
+        default=DEFAULT_POSTGRES,
+        help=f"a PostgreSQL server to make throwaway databases on (default {DEFAULT_POSTGRES})",
+    )
     p.add_argument("--only", help=f"comma-separated phases out of {','.join(PHASES)}")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory and logs")
     a = p.parse_args(argv)
+    databases = DATABASES[a.database or "both"]
     phases = tuple(a.only.split(",")) if a.only else PHASES
     unknown = set(phases) - set(PHASES)
     if unknown:
         p.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
-    for name in ("runs", "seconds", "status_messages", "rss_messages", "webhook_messages"):
+    if a.only and a.database and any(phase_database(x) not in databases for x in phases):
+        p.error(f"--only {a.only} does not go with --database {a.database}")
+    phases = tuple(x for x in phases if phase_database(x) in databases)
+    names = ("runs", "seconds", "status_messages", "rss_messages", "webhook_messages")
+    for name in (*names, "big_messages"):
         if getattr(a, name) is not None and getattr(a, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
     return Options(
@@ -67,7 +110,35 @@ def parse_options(argv: list[str] | None = None) -> Options:
         webhook_messages=a.webhook_messages or (2_000 if a.quick else 10_000),
         phases=tuple(x for x in PHASES if x in phases),
         keep=a.keep,
+        big_messages=a.big_messages or (500_000 if a.quick else 5_000_000),
+        database=a.database or "both",
+        postgres=a.postgres,
     )
+
+
+def _postgres(opts: Options) -> tuple[Postgres | None, dict[str, Any]]:
+    """The PostgreSQL server for the pg-… phases, checked; None when none runs."""
+    if not any(phase_database(x) == "postgresql" for x in opts.phases):
+        return None, {}
+    postgres = Postgres(opts.postgres, prefix=f"bgbench_{os.getpid()}_")
+    info = postgres.check()
+    if info["leftover"]:
+        log(f"note: databases left by earlier runs: {', '.join(info['leftover'])}")
+    return postgres, info
+
+
+def _steps(bench: Bench) -> dict[str, Callable[[], None]]:
+    steps: dict[str, Callable[[], None]] = {
+        "send": bench.send,
+        "status": bench.status,
+        "rss": bench.rss,
+        "webhooks": bench.webhooks,
+    }
+    for name, prefix in (("sqlite", "sqlite"), ("postgresql", "pg")):
+        steps[f"{prefix}-send-scale"] = functools.partial(bench.send_scale, name)
+        steps[f"{prefix}-status-scale"] = functools.partial(bench.status_scale, name)
+        steps[f"{prefix}-size"] = functools.partial(bench.size, name)
+    return steps
 
 
 def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
@@ -91,15 +162,19 @@ def main(argv: list[str] | None = None) -> int:
             f"warning: {machine['busy_before_start']:.0%} of the CPUs were busy before the "
             "bench started; other work on this machine will distort the figures"
         )
+    try:
+        postgres, pg_info = _postgres(opts)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     work = Path(tempfile.mkdtemp(prefix="batgate-bench-"))
     procs = Processes(work)
-    bench = Bench(opts, work, Servers(procs, work))
-    steps: dict[str, Callable[[], None]] = {
-        "send": bench.send,
-        "status": bench.status,
-        "rss": bench.rss,
-        "webhooks": bench.webhooks,
-    }
+    servers = Servers(procs, work)
+    backends: dict[str, Backend] = {"sqlite": SqliteBackend(servers, work)}
+    if postgres is not None:
+        backends["postgresql"] = PostgresBackend(servers, postgres)
+    bench = Bench(opts, work, servers, backends)
+    steps = _steps(bench)
     started = time.monotonic()
     timings: dict[str, float] = {}
     try:
@@ -109,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
             timings[phase] = round(time.monotonic() - t0, 1)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        complaints = procs.complaints()
+        if complaints:
+            print(f"the servers' last errors:\n{complaints}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; stopping the servers", file=sys.stderr)
@@ -116,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
         procs.stop_all()
+        if postgres is not None:
+            dropped = postgres.drop_all()
+            log(f"dropped {len(dropped)} PostgreSQL database(s) of this run")
         if opts.keep:
             log(f"scratch directory kept: {work}")
         else:
@@ -130,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
             "pinned": pinning_available(),
             "wrk": wrk_version,
             "phases": list(opts.phases),
+            "database": opts.database,
+            "big_messages": opts.big_messages,
         },
+        **({"postgres": pg_info} if pg_info else {}),
         **bench.results.doc,
         "phase_seconds": timings,
         "total_seconds": round(total, 1),
@@ -152,6 +236,14 @@ def _summary(doc: dict[str, Any], rows: list[Row]) -> str:
         f"commit {(m['git_commit'] or '?')[:12]}{' (dirty)' if m['git_dirty'] else ''}\n"
         f"{pin}; {runs}, after {s['warmup']:g} s warm-up\n"
     )
+    pg = doc.get("postgres")
+    if pg:
+        settings = pg["settings"]
+        keys = ("shared_buffers", "max_connections", "autovacuum", "synchronous_commit")
+        head += f"PostgreSQL {settings.get('server_version', '?')} at {pg['url']}: " + ", ".join(
+            f"{k} {settings[k]}" for k in keys if k in settings
+        )
+        head += "\n"
     return head + "\n" + report.markdown(rows) + "\n"
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 from procs import BenchError
+from scratchdb import Target, scalar
 
 _SANDBOX_ENDINGS = {f"{n:04d}" for n in range(1, 6)}
 _FINAL = ("delivered", "undeliverable", "permanenterror")
@@ -119,25 +118,18 @@ def seed(
     return asyncio.run(_seed(url, api_key, bodies, batches, concurrency, keep_ids))
 
 
-def not_final(db_path: Path) -> int:
-    """Stored messages whose status is not final yet (read-only look at the SQLite file)."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
-    try:
-        marks = ",".join("?" * len(_FINAL))
-        row = conn.execute(
-            f"SELECT count(*) FROM messages WHERE status NOT IN ({marks})", _FINAL
-        ).fetchone()
-        return int(row[0])
-    finally:
-        conn.close()
+def not_final(db: Target) -> int:
+    """Stored messages whose status is not final yet (a read-only look at the database)."""
+    final = ", ".join(f"'{status}'" for status in _FINAL)
+    return int(scalar(db, f"SELECT count(*) FROM messages WHERE status NOT IN ({final})"))
 
 
-def wait_final(db_path: Path, timeout: float) -> float:
+def wait_final(db: Target, timeout: float) -> float:
     """Seconds until every stored message is final; BenchError after `timeout`."""
     started = time.monotonic()
     left = -1
     for _ in range(int(timeout) + 1):
-        left = not_final(db_path)
+        left = not_final(db)
         if left == 0:
             return time.monotonic() - started
         time.sleep(1.0)

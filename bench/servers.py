@@ -1,4 +1,4 @@
-"""The servers under test: `batgate serve` on a scratch SQLite file, and the ceiling app."""
+"""The servers under test: `batgate serve` on a scratch database, and the ceiling app."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from procs import LOCALHOST, BenchError, Child, Processes, free_port, rss_kib, wait_ready
+from scratchdb import Target, database_url
 
 SERVER_CPU = 1
 CEILING_APP = Path(__file__).resolve().with_name("ceiling.py")
@@ -44,8 +45,23 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def _db_env(db: Path) -> dict[str, str]:
-    return base_env() | {"BATGATE_DATABASE_URL": f"sqlite:///{db}"}
+def db_env(db: Target) -> dict[str, str]:
+    return base_env() | {"BATGATE_DATABASE_URL": database_url(db)}
+
+
+def create_account(db: Target) -> str:
+    """`batgate accounts create bench` (which migrates the database first); the API key."""
+    out = subprocess.run(
+        [*batgate_argv(), "accounts", "create", "bench"],
+        env=db_env(db),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise BenchError(f"batgate accounts create failed:\n{out.stdout}\n{out.stderr}")
+    return str(json.loads(out.stdout)["apiKey"])
 
 
 class Servers:
@@ -60,28 +76,25 @@ class Servers:
     def new_db(self, name: str) -> tuple[Path, str]:
         """A fresh SQLite database with one account; its path and the account's API key."""
         db = self._work / f"{name}.db"
-        out = subprocess.run(
-            [*batgate_argv(), "accounts", "create", "bench"],
-            env=_db_env(db),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if out.returncode != 0:
-            raise BenchError(f"batgate accounts create failed:\n{out.stdout}\n{out.stderr}")
-        return db, str(json.loads(out.stdout)["apiKey"])
+        return db, create_account(db)
 
     @contextmanager
     def batgate(
-        self, name: str, db: Path, *, workers: bool, env: dict[str, str] | None = None
+        self,
+        name: str,
+        db: Target,
+        *,
+        workers: bool,
+        env: dict[str, str] | None = None,
+        cpu: int = SERVER_CPU,
     ) -> Iterator[Server]:
-        """`batgate serve` on the server CPU, stopped when the block ends."""
+        """`batgate serve` on a SQLite file or a PostgreSQL database, on the server CPU
+        unless told otherwise, stopped when the block ends."""
         port = free_port()
         argv = [*batgate_argv(), "serve", "--port", str(port)]
         if not workers:
             argv.append("--no-workers")
-        child = self._procs.start(name, argv, _db_env(db) | (env or {}), SERVER_CPU)
+        child = self._procs.start(name, argv, db_env(db) | (env or {}), cpu)
         try:
             server = Server(child, port)
             wait_ready(child, f"{server.url}/healthz")

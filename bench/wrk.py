@@ -7,6 +7,7 @@ line `BENCH_JSON {...}` with the request count, errors and latency percentiles.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cpu import Watch
 from procs import BenchError, pinned
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
@@ -31,8 +33,9 @@ def wrk_version() -> str:
 
 
 def build_script(name: str, out_dir: Path) -> Path:
-    """bench/lua/NAME.lua followed by the shared report.lua, as one file."""
-    text = (LUA_DIR / f"{name}.lua").read_text() + "\n" + (LUA_DIR / "report.lua").read_text()
+    """bench/lua/NAME.lua followed by the shared targets.lua and report.lua, as one file."""
+    parts = (f"{name}.lua", "targets.lua", "report.lua")
+    text = "\n".join((LUA_DIR / part).read_text() for part in parts)
     path = out_dir / f"{name}.lua"
     path.write_text(text)
     return path
@@ -40,13 +43,22 @@ def build_script(name: str, out_dir: Path) -> Path:
 
 @dataclass(frozen=True)
 class Load:
-    """One wrk workload: which script against which URL, with what arguments."""
+    """One wrk workload: which script against which URL, with what arguments.
+
+    With `ports`, wrk's threads go to these ports of the URL's host in turn
+    (targets.lua), so one wrk spreads its connections over several servers and
+    reports one latency histogram for all of them. `watch`: the processes whose
+    CPU use each run records.
+    """
 
     url: str
     script: Path
     args: Sequence[str]
     connections: int
     timeout_s: int = 10
+    threads: int = 1
+    ports: tuple[int, ...] = ()
+    watch: Watch | None = None
 
 
 @dataclass
@@ -55,6 +67,7 @@ class Run:
     seconds: float
     errors: dict[str, int]
     latency_us: dict[str, float]
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def rps(self) -> float:
@@ -75,6 +88,7 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     runs: list[dict[str, Any]] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # medians, in cores (cpu.py)
 
     @classmethod
     def of(cls, done: Sequence[Run]) -> Measurement:
@@ -85,23 +99,31 @@ class Measurement:
             p50_ms=statistics.median(r.latency_us["p50"] for r in done) / 1000,
             p99_ms=statistics.median(r.latency_us["p99"] for r in done) / 1000,
             runs=[_run_json(r) for r in done],
+            cpu=_median_cpu(done),
         )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def _median_cpu(done: Sequence[Run]) -> dict[str, float]:
+    keys = set.intersection(*(set(r.cpu) for r in done)) if done else set()
+    return {k: round(statistics.median(r.cpu[k] for r in done), 3) for k in sorted(keys)}
+
+
 def _run_json(r: Run) -> dict[str, Any]:
     doc: dict[str, Any] = {"rps": round(r.rps, 1), "requests": r.requests}
     doc["seconds"] = round(r.seconds, 3)
     doc.update({f"{k}_ms": round(v / 1000, 3) for k, v in r.latency_us.items() if k != "stdev"})
+    if r.cpu:
+        doc["cpu"] = r.cpu
     return doc
 
 
 def run_once(load: Load, seconds: float) -> Run:
     argv = [
         "wrk",
-        "-t1",
+        f"-t{load.threads}",
         f"-c{load.connections}",
         f"-d{max(1, round(seconds))}s",
         f"--timeout={load.timeout_s}s",
@@ -111,6 +133,8 @@ def run_once(load: Load, seconds: float) -> Run:
         "--",
         *load.args,
     ]
+    env = os.environ | {"BENCH_PORTS": ",".join(map(str, load.ports))}
+    before = load.watch.start() if load.watch is not None else None
     try:
         out = subprocess.run(
             pinned(argv, WRK_CPU),
@@ -118,9 +142,11 @@ def run_once(load: Load, seconds: float) -> Run:
             text=True,
             timeout=seconds + load.timeout_s + 30,
             check=False,
+            env=env,
         )
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"wrk did not finish: {' '.join(argv)}") from exc
+    cpu = load.watch.stop(before) if load.watch is not None and before is not None else {}
     for line in out.stdout.splitlines():
         if line.startswith(_MARKER):
             doc = json.loads(line[len(_MARKER) :])
@@ -129,6 +155,7 @@ def run_once(load: Load, seconds: float) -> Run:
                 seconds=doc["duration_us"] / 1e6,
                 errors={k: int(v) for k, v in doc["errors"].items()},
                 latency_us={k: float(v) for k, v in doc["latency_us"].items()},
+                cpu=cpu,
             )
     raise BenchError(f"wrk gave no summary (exit {out.returncode}):\n{out.stdout}\n{out.stderr}")
 

@@ -20,7 +20,7 @@ function init(args)
       error("no request bodies in " .. args[1])
    end
    -- Threads start at different bodies, so they do not send the same batch in step.
-   math.randomseed(os.time())
+   math.randomseed(os.time() + 7919 * (thread_index or 0))
    next_index = math.random(count) - 1
 end
 

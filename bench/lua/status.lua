@@ -22,7 +22,7 @@ function init(args)
    headers["X-Authorization-Key"] = args[2]
    sequential = args[3] == "sequential"
    position = (tonumber(args[4] or "0") or 0) % count
-   math.randomseed(os.time())
+   math.randomseed(os.time() + 7919 * (thread_index or 0))
 end
 
 function request()
