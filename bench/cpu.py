@@ -137,6 +137,8 @@ class Watch:
                 now = process_ticks(pid)
                 if now is not None:
                     used += now - start.get(pid, 0)  # a process new since the start: its life
+                    if name == "api" and len(pids) > 1:  # each API process on its own too
+                        out[f"api_{pid}"] = (now - start.get(pid, 0)) / _TICKS_PER_S / seconds
             out[name] = used / _TICKS_PER_S / seconds
         out["wrk"] = (_children_seconds() - before.children_s) / seconds
         if self.postgres_marker is not None:

@@ -125,7 +125,8 @@ def cpu_text(c: dict[str, float]) -> str:
     """What the CPU did during the runs, in cores (medians of the runs)."""
     if not c:
         return ""
-    parts = [f"API {c.get('api', 0):.2f}"]
+    each = [f"{v:.2f}" for k, v in c.items() if k.startswith("api_")]
+    parts = [f"API {c.get('api', 0):.2f}" + (f" ({' + '.join(each)})" if each else "")]
     if "postgres" in c:
         pg = f"PostgreSQL {c['postgres']:.2f}"
         if c.get("postgres_exited", 0) >= 0.005:
