@@ -64,7 +64,15 @@ class Database:
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_pre_ping=True,
-            connect_args={"server_settings": {"application_name": "batgate"}},
+            # The claims' best plan depends on their parameters (how much is due):
+            # a generic plan of the webhook claim scanned all events (2.4 s at
+            # 10,000,000) where the custom one reads the pending index (0.05 ms).
+            connect_args={
+                "server_settings": {
+                    "application_name": "batgate",
+                    "plan_cache_mode": "force_custom_plan",
+                }
+            },
         )
         return cls(
             writer=engine,
