@@ -133,7 +133,8 @@ def cpu_text(c: dict[str, float]) -> str:
             pg += f" (+{c['postgres_exited']:.2f} in backends that exited)"
         parts.append(pg)
     rest = c.get("other", 0) + c.get("postgres_other", 0)
-    parts += [f"wrk {c.get('wrk', 0):.2f}", f"rest {rest:.2f}"]
+    parts += [f"wrk {c.get('wrk', 0):.2f}", f"interrupts {c.get('interrupts', 0):.2f}"]
+    parts.append(f"rest {rest:.2f}")
     cores = sorted(k for k in c if k.startswith("core"))
     text = f"CPU cores: {', '.join(parts)}; cores busy {'/'.join(f'{c[k]:.0%}' for k in cores)}"
     if "pg_sessions_per_s" in c:
