@@ -142,6 +142,14 @@ def cpu_text(c: dict[str, float]) -> str:
     return text
 
 
+def transactions_text(c: dict[str, float], requests_per_s: float) -> str:
+    """PostgreSQL transactions per HTTP request (from pg_stat_database)."""
+    per_s = c.get("pg_transactions_per_s")
+    if per_s is None or requests_per_s <= 0:
+        return ""
+    return f"; {per_s / requests_per_s:.1f} transactions/request"
+
+
 def _rows(
     bench: Bench,
     backend: Backend,
@@ -164,7 +172,7 @@ def _rows(
         result = f"{rate:,.0f} {unit}{spread}"
         if name != "one":
             result += f", ×{ratio:.2f} of 1 process"
-        result += f"; {cpu_text(r.cpu)}"
+        result += f"; {cpu_text(r.cpu)}{transactions_text(r.cpu, r.rps)}"
         bench.results.rows.append(
             Row(
                 f"{backend.label} {what}, {label}, {connections} conns",
