@@ -134,10 +134,11 @@ class PostgresBackend(Backend):
         return f" {self.postgres.prefix}"
 
     def watch(self, api: list[int], db: Target) -> cpu.Watch:
-        # Connections opened per second: SQLAlchemy's pool (10 + 10 overflow) closes
-        # overflow connections it gets back while 10 are idle, and opens them again.
+        # Connections opened per second (SQLAlchemy's pool, 10 + 10 overflow, closes
+        # overflow connections it gets back while 10 are idle, and opens them again)
+        # and transactions per second (per request: how many a request costs).
         def counters() -> dict[str, float]:
-            return {"pg_sessions": self.postgres.sessions(str(db))}
+            return self.postgres.activity(str(db))
 
         return cpu.Watch(api, self.postgres_marker, counters=counters)
 

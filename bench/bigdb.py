@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cloning
+import scaleout
 import seeding
 import sizing
 import wrk
@@ -154,6 +155,7 @@ def _lookup_rows(
             result += f", ×{rps_ratio:.2f} req/s and ×{p99_ratio:.2f} p99 of {BASE_MESSAGES:,}"
         if hits is not None:
             result += f"; {hits['hit_share']:.1%} of blocks from shared buffers"
+        result += scaleout.transactions_text(r.cpu, r.rps)
         bench.results.rows.append(
             Row(
                 f"{backend.label} status (cache 0), {stored:,} messages stored, 64 conns",

@@ -29,16 +29,17 @@ def process_ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])
 
 
-def core_ticks() -> dict[str, tuple[int, int]]:
-    """(busy, total) ticks of each core, from /proc/stat."""
-    cores: dict[str, tuple[int, int]] = {}
+def core_ticks() -> dict[str, tuple[int, int, int]]:
+    """(busy, total, interrupts) ticks of each core, from /proc/stat; interrupts
+    (irq + softirq: e.g. loopback networking) belong to no process."""
+    cores: dict[str, tuple[int, int, int]] = {}
     for line in Path("/proc/stat").read_text().splitlines():
         name, *values = line.split()
         if not name.startswith("cpu") or name == "cpu":
             continue
         ticks = [int(v) for v in values[:8]]
         idle = ticks[3] + ticks[4]  # idle + iowait
-        cores[name] = (sum(ticks) - idle, sum(ticks))
+        cores[name] = (sum(ticks) - idle, sum(ticks), ticks[5] + ticks[6])
     return cores
 
 
@@ -87,7 +88,7 @@ def _children_seconds() -> float:
 class Snapshot:
     at: float
     ticks: dict[str, dict[int, int]]
-    cores: dict[str, tuple[int, int]]
+    cores: dict[str, tuple[int, int, int]]
     children_s: float
     reaped: int
     counters: dict[str, float]
@@ -127,7 +128,7 @@ class Watch:
     def stop(self, before: Snapshot) -> dict[str, float]:
         """Cores used by each group since `before`; `wrk` is the reaped children (the
         wrk run); `core0`, `core1`, … each core's busy share; `other` what the machine
-        did besides the groups and wrk (other programs, the kernel's own work)."""
+        did besides the groups, wrk and interrupts (other programs)."""
         seconds = max(1e-6, time.monotonic() - before.at)
         out: dict[str, float] = {}
         for name, pids in self._groups().items():
@@ -148,15 +149,18 @@ class Watch:
         if self.counters is not None:
             for key, value in self.counters().items():
                 out[f"{key}_per_s"] = (value - before.counters.get(key, value)) / seconds
-        busy_total = 0.0
-        for core, (busy, total) in core_ticks().items():
-            busy0, total0 = before.cores.get(core, (busy, total))
+        busy_total = irq_total = 0.0
+        for core, (busy, total, irq) in core_ticks().items():
+            busy0, total0, irq0 = before.cores.get(core, (busy, total, irq))
             share = (busy - busy0) / max(1, total - total0)
             out[core.replace("cpu", "core")] = share
             busy_total += share
+            irq_total += (irq - irq0) / max(1, total - total0)
         out["machine"] = busy_total
+        out["interrupts"] = irq_total
         out["other"] = max(0.0, busy_total - sum(v for k, v in out.items() if k in self._known()))
         return {k: round(v, 3) for k, v in out.items()}
 
     def _known(self) -> set[str]:
-        return {"api", "postgres", "postgres_other", "postgres_exited", "wrk", *self.extra}
+        known = {"api", "postgres", "postgres_other", "postgres_exited", "wrk", "interrupts"}
+        return known | set(self.extra)

@@ -133,12 +133,21 @@ def cpu_text(c: dict[str, float]) -> str:
             pg += f" (+{c['postgres_exited']:.2f} in backends that exited)"
         parts.append(pg)
     rest = c.get("other", 0) + c.get("postgres_other", 0)
-    parts += [f"wrk {c.get('wrk', 0):.2f}", f"rest {rest:.2f}"]
+    parts += [f"wrk {c.get('wrk', 0):.2f}", f"interrupts {c.get('interrupts', 0):.2f}"]
+    parts.append(f"rest {rest:.2f}")
     cores = sorted(k for k in c if k.startswith("core"))
     text = f"CPU cores: {', '.join(parts)}; cores busy {'/'.join(f'{c[k]:.0%}' for k in cores)}"
     if "pg_sessions_per_s" in c:
         text += f"; {c['pg_sessions_per_s']:,.0f} PostgreSQL connections opened/s"
     return text
+
+
+def transactions_text(c: dict[str, float], requests_per_s: float) -> str:
+    """PostgreSQL transactions per HTTP request (from pg_stat_database)."""
+    per_s = c.get("pg_transactions_per_s")
+    if per_s is None or requests_per_s <= 0:
+        return ""
+    return f"; {per_s / requests_per_s:.1f} transactions/request"
 
 
 def _rows(
@@ -163,7 +172,7 @@ def _rows(
         result = f"{rate:,.0f} {unit}{spread}"
         if name != "one":
             result += f", ×{ratio:.2f} of 1 process"
-        result += f"; {cpu_text(r.cpu)}"
+        result += f"; {cpu_text(r.cpu)}{transactions_text(r.cpu, r.rps)}"
         bench.results.rows.append(
             Row(
                 f"{backend.label} {what}, {label}, {connections} conns",

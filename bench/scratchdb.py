@@ -111,14 +111,19 @@ class Postgres:
             conn.execute(query)
         return self.url(full)
 
-    def sessions(self, url: str) -> int:
-        """Connections ever made to the database (pg_stat_database.sessions)."""
+    def activity(self, url: str) -> dict[str, float]:
+        """Connections ever made to the database and transactions ended in it
+        (pg_stat_database: sessions, xact_commit + xact_rollback)."""
         name = make_url(url).database or ""
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             row = conn.execute(
-                "SELECT sessions FROM pg_stat_database WHERE datname = %s", (name,)
+                "SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database "
+                "WHERE datname = %s",
+                (name,),
             ).fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        if row is None:
+            return {}
+        return {"pg_sessions": float(row[0] or 0), "pg_transactions": float(row[1] or 0)}
 
     def drop(self, url: str) -> None:
         name = make_url(url).database or ""
