@@ -169,6 +169,7 @@ class PointReads:
                     min_size=1,
                     max_size=self._size,
                     server_settings={"application_name": "batgate"},
+                    reset=_keep_session,
                 )
         return self._pool
 
@@ -176,6 +177,11 @@ class PointReads:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """No reset between reads: they leave no session state behind, and asyncpg's
+    default reset (RESET ALL, UNLISTEN *, …) is a second round trip per read."""
 
 
 # The advisory lock key that serialises schema upgrades ("batgate" in ASCII).
