@@ -34,7 +34,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from batgate.client import AsyncClient, PollPolicy, Retries
+from batgate.client import AsyncClient, BatgateError, PollPolicy, Retries
+from batgate.client.core import Call, Gather, Op, Sleep
 
 T = TypeVar("T")
 
@@ -455,3 +456,60 @@ def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
             pass
         time.sleep(0.05)
     raise RuntimeError(f"batgate serve not healthy in 30 s:\n{log.read_text()}")
+
+
+# -- the sans-I/O core, driven by hand ---------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+Answerer = Callable[[httpx.Request], httpx.Response]
+
+
+class Driver:
+    """Runs an op: answers Calls with `answer`, records (time, request), moves the clock."""
+
+    def __init__(self, answer: Answerer, clock: Clock) -> None:
+        self.answer = answer
+        self.clock = clock
+        self.calls: list[tuple[float, httpx.Request]] = []
+        self.sleeps: list[float] = []
+
+    def run(self, op: Op[Any]) -> Any:
+        reply: Any = None
+        while True:
+            try:
+                command = op.send(reply)
+            except StopIteration as done:
+                return done.value
+            reply = self.do(command)
+
+    def do(self, command: Any) -> Any:
+        if isinstance(command, Call):
+            self.calls.append((self.clock.now, command.request))
+            return self.answer(command.request)
+        if isinstance(command, Sleep):
+            assert command.seconds >= 0
+            self.sleeps.append(command.seconds)
+            self.clock.now += command.seconds
+            return None
+        assert isinstance(command, Gather)
+        results = []
+        for op in command.ops:
+            try:
+                results.append(self.run(op))
+            except BatgateError as exc:
+                results.append(exc)
+        return results
+
+    def requests(self, method: str | None = None) -> list[httpx.Request]:
+        return [r for _, r in self.calls if method is None or r.method == method]
+
+    def times_of(self, message_id: str) -> list[float]:
+        return [t for t, r in self.calls if r.url.path.endswith("/" + message_id)]

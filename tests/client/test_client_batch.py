@@ -15,7 +15,17 @@ from typing import Any
 import httpx
 import pytest
 from client_support import Answer as Scripted
-from client_support import MakeClient, ScriptedServer, Seen, Target, error_answer, status_doc
+from client_support import (
+    Answerer,
+    Clock,
+    Driver,
+    MakeClient,
+    ScriptedServer,
+    Seen,
+    Target,
+    error_answer,
+    status_doc,
+)
 from typer.testing import CliRunner
 
 from batgate.cli.main import app
@@ -29,7 +39,7 @@ from batgate.client import (
     StatusCache,
     sms,
 )
-from batgate.client.core import Call, ClientOptions, Core, Gather, Op, Sleep
+from batgate.client.core import ClientOptions, Core
 from batgate.client.retry import Retries
 
 BULK = "/bat/message/status"
@@ -37,49 +47,10 @@ OK = "+380501234567"
 
 # -- the core, driven by hand ------------------------------------------------------------------
 
-Answerer = Callable[[httpx.Request], httpx.Response]
-
-
-class Driver:
-    """Runs an op: answers each Call with `answer`, records the requests, moves a clock."""
-
-    def __init__(self, answer: Answerer) -> None:
-        self.answer = answer
-        self.now = 0.0
-        self.calls: list[tuple[float, httpx.Request]] = []
-
-    def run(self, op: Op[Any]) -> Any:
-        reply: Any = None
-        while True:
-            try:
-                command = op.send(reply)
-            except StopIteration as done:
-                return done.value
-            reply = self.do(command)
-
-    def do(self, command: Any) -> Any:
-        if isinstance(command, Call):
-            self.calls.append((self.now, command.request))
-            return self.answer(command.request)
-        if isinstance(command, Sleep):
-            self.now += command.seconds
-            return None
-        assert isinstance(command, Gather)
-        results = []
-        for op in command.ops:
-            try:
-                results.append(self.run(op))
-            except BatgateError as exc:
-                results.append(exc)
-        return results
-
-    def requests(self, method: str | None = None) -> list[httpx.Request]:
-        return [r for _, r in self.calls if method is None or r.method == method]
-
 
 def make_core(driver: Driver, **options: Any) -> Core:
     opts: ClientOptions = {"api_key": "k", "retries": Retries.off(), **options}  # type: ignore[typeddict-item]
-    return Core("http://gw.test", opts, clock=lambda: driver.now)
+    return Core("http://gw.test", opts, clock=driver.clock)
 
 
 def doc(mid: str, status: str = "delivered") -> dict[str, Any]:
@@ -118,7 +89,7 @@ def asked_ids(request: httpx.Request) -> list[str]:
 def test_statuses_go_in_chunks_of_1000_and_come_back_in_input_order(
     n: int, sizes: list[int]
 ) -> None:
-    driver = Driver(batgate())
+    driver = Driver(batgate(), Clock())
     ids = [f"m{i}" for i in range(n)]
     asked = [*ids, ids[0], ids[-1]]  # duplicates keep their places
     results = driver.run(make_core(driver).statuses(asked, concurrency=3))
@@ -131,7 +102,7 @@ def test_statuses_go_in_chunks_of_1000_and_come_back_in_input_order(
 
 
 def test_a_single_id_is_a_get() -> None:
-    driver = Driver(batgate())
+    driver = Driver(batgate(), Clock())
     core = make_core(driver)
     (result,) = driver.run(core.statuses(["m1"]))
     assert result.ok and [r.method for r in driver.requests()] == ["GET"]
@@ -149,7 +120,7 @@ NO_ROUTE = [
     ("status", "body"), [pytest.param(s, b, id=name) for name, s, b in NO_ROUTE]
 )
 def test_without_the_route_it_reads_one_by_one_and_remembers(status: int, body: Any) -> None:
-    driver = Driver(batgate(bulk=lambda r: httpx.Response(status, json=body)))
+    driver = Driver(batgate(bulk=lambda r: httpx.Response(status, json=body)), Clock())
     core = make_core(driver)
     first = driver.run(core.statuses(["a", "b", "c"]))
     assert [r.status.message_id for r in first] == ["a", "b", "c"]
@@ -174,7 +145,7 @@ def test_without_the_route_it_reads_one_by_one_and_remembers(status: int, body: 
 def test_a_failed_bulk_request_is_every_ids_error_and_no_fallback(
     status: int, body: Any, raised: type[BatgateError]
 ) -> None:
-    driver = Driver(batgate(bulk=lambda r: httpx.Response(status, json=body)))
+    driver = Driver(batgate(bulk=lambda r: httpx.Response(status, json=body)), Clock())
     core = make_core(driver)
     results = driver.run(core.statuses(["a", "b"]))
     assert all(isinstance(r.error, raised) and r.status is None for r in results)
@@ -183,7 +154,7 @@ def test_a_failed_bulk_request_is_every_ids_error_and_no_fallback(
 
 
 def test_an_unauthorized_bulk_request_is_raised() -> None:
-    driver = Driver(lambda r: httpx.Response(401, json=error("UNAUTHORIZED")))
+    driver = Driver(lambda r: httpx.Response(401, json=error("UNAUTHORIZED")), Clock())
     with pytest.raises(AuthenticationError):
         driver.run(make_core(driver).statuses(["a", "b"]))
 
@@ -207,7 +178,7 @@ def test_each_entry_is_its_ids_own_result(
     entry: Any, raised: type[BatgateError] | None, status_code: int | None, code: str | None
 ) -> None:
     """The entry for "x" between two good ones: only "x"'s result is affected."""
-    driver = Driver(batgate(lambda mid: entry if mid == "x" else doc(mid)))
+    driver = Driver(batgate(lambda mid: entry if mid == "x" else doc(mid)), Clock())
     before, x, after = driver.run(make_core(driver).statuses(["a", "x", "b"]))
     assert before.ok and after.ok
     if raised is None:
@@ -221,7 +192,7 @@ def test_the_cache_spares_final_statuses_and_learns_from_bulk_answers() -> None:
     def entry(mid: str) -> dict[str, Any]:
         return doc(mid, "processing" if mid.startswith("p") else "delivered")
 
-    driver = Driver(batgate(entry))
+    driver = Driver(batgate(entry), Clock())
     core = make_core(driver, cache=StatusCache(ttl=0))
     driver.run(core.statuses(["d1", "d2", "p1", "p2"]))
     driver.run(core.statuses(["d1", "d2", "p1", "p2"]))
@@ -238,7 +209,7 @@ def test_wait_for_all_polls_the_pending_ones_in_bulk() -> None:
         polls[mid] = polls.get(mid, 0) + 1
         return doc(mid, "delivered" if polls[mid] >= int(mid[1:]) else "processing")
 
-    driver = Driver(batgate(entry))
+    driver = Driver(batgate(entry), Clock())
     final = driver.run(make_core(driver).wait_for_all(["m1", "m3", "m2", "m3"], timeout=60))
     assert [s.message_id for s in final] == ["m1", "m3", "m2", "m3"]
     assert [asked_ids(p) for p in driver.requests("POST")] == [["m1", "m3", "m2"], ["m3", "m2"]]
@@ -246,7 +217,7 @@ def test_wait_for_all_polls_the_pending_ones_in_bulk() -> None:
 
 
 def test_bulk_requests_keep_to_the_rate_limit() -> None:
-    driver = Driver(batgate())
+    driver = Driver(batgate(), Clock())
     ids = [f"m{i}" for i in range(3500)]
     driver.run(make_core(driver).statuses(ids, rate_limit=2, concurrency=4))
     times = [t for t, r in driver.calls]
@@ -255,7 +226,7 @@ def test_bulk_requests_keep_to_the_rate_limit() -> None:
 
 
 def test_an_empty_id_is_refused_before_any_request() -> None:
-    driver = Driver(batgate())
+    driver = Driver(batgate(), Clock())
     with pytest.raises(ValueError):
         driver.run(make_core(driver).statuses(["a", ""]))
     assert driver.calls == []
@@ -278,7 +249,7 @@ PAGE = {
     [(100, None, "limit=100"), (2, "b", "limit=2&cursor=b"), (1000, "", "limit=1000")],
 )
 def test_a_page_of_a_list(limit: int, cursor: str | None, query: str) -> None:
-    driver = Driver(lambda r: httpx.Response(200, json=PAGE))
+    driver = Driver(lambda r: httpx.Response(200, json=PAGE), Clock())
     page = driver.run(make_core(driver).messagelist(5, limit=limit, cursor=cursor))
     (request,) = driver.requests()
     assert (request.url.path, request.url.query.decode()) == ("/bat/messagelist/5", query)
@@ -290,7 +261,7 @@ def test_a_page_of_a_list(limit: int, cursor: str | None, query: str) -> None:
 
 @pytest.mark.parametrize("limit", [0, 1001, -5])
 def test_a_page_size_out_of_range_is_refused(limit: int) -> None:
-    driver = Driver(lambda r: httpx.Response(200, json=PAGE))
+    driver = Driver(lambda r: httpx.Response(200, json=PAGE), Clock())
     with pytest.raises(ValueError):
         driver.run(make_core(driver).messagelist(5, limit=limit))
     assert driver.calls == []
@@ -306,14 +277,14 @@ def test_a_page_size_out_of_range_is_refused(limit: int) -> None:
     ids=["no-messages", "no-message-id", "not-a-list"],
 )
 def test_a_page_off_the_contract_is_a_protocol_error(answer: Any) -> None:
-    driver = Driver(lambda r: httpx.Response(200, json=answer))
+    driver = Driver(lambda r: httpx.Response(200, json=answer), Clock())
     with pytest.raises(ProtocolError):
         driver.run(make_core(driver).messagelist(5))
 
 
 @pytest.mark.parametrize("status", [404, 405])
 def test_a_list_the_endpoint_does_not_have_is_explained(status: int) -> None:
-    driver = Driver(lambda r: httpx.Response(status, json=error("X")))
+    driver = Driver(lambda r: httpx.Response(status, json=error("X")), Clock())
     with pytest.raises(NotFoundError) as caught:
         driver.run(make_core(driver).messagelist(5))
     assert "batgate extension" in caught.value.message

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from client_support import Answerer, Clock, Driver
 
 from batgate.client import (
     AuthenticationError,
@@ -49,59 +50,8 @@ from batgate.client import (
     viber_survey,
     viber_trans,
 )
-from batgate.client.core import Call, ClientOptions, Core, Gather, Op, Sleep
+from batgate.client.core import ClientOptions, Core
 from batgate.client.retry import retry_after
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-Answerer = Callable[[httpx.Request], httpx.Response]
-
-
-class Driver:
-    """Runs an op: answers Calls with `answer`, records (time, request), moves the clock."""
-
-    def __init__(self, answer: Answerer, clock: Clock) -> None:
-        self.answer = answer
-        self.clock = clock
-        self.calls: list[tuple[float, httpx.Request]] = []
-        self.sleeps: list[float] = []
-
-    def run(self, op: Op[Any]) -> Any:
-        reply: Any = None
-        while True:
-            try:
-                command = op.send(reply)
-            except StopIteration as done:
-                return done.value
-            reply = self.do(command)
-
-    def do(self, command: Any) -> Any:
-        if isinstance(command, Call):
-            self.calls.append((self.clock.now, command.request))
-            return self.answer(command.request)
-        if isinstance(command, Sleep):
-            assert command.seconds >= 0
-            self.sleeps.append(command.seconds)
-            self.clock.now += command.seconds
-            return None
-        assert isinstance(command, Gather)
-        results = []
-        for op in command.ops:
-            try:
-                results.append(self.run(op))
-            except BatgateError as exc:
-                results.append(exc)
-        return results
-
-    def times_of(self, message_id: str) -> list[float]:
-        return [t for t, r in self.calls if r.url.path.endswith("/" + message_id)]
 
 
 def core(clock: Clock, **options: Any) -> Core:

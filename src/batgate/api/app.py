@@ -92,12 +92,7 @@ def _routes(
         "/bat/messagelist",
         response_model=None,
         responses={200: {"model": SendResponse}, **error_responses(400, 401, 413, 422, 429, 500)},
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {_JSON: {"schema": {"$ref": "#/components/schemas/SendRequest"}}},
-            }
-        },
+        openapi_extra=_json_body("SendRequest"),
         summary="Send a batch of messages",
     )
     async def send_messages(request: Request) -> Response:
@@ -127,12 +122,7 @@ def _routes(
             200: {"model": StatusesResponse},
             **error_responses(400, 401, 413, 422, 429, 500),
         },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {_JSON: {"schema": {"$ref": "#/components/schemas/StatusesRequest"}}},
-            }
-        },
+        openapi_extra=_json_body("StatusesRequest"),
         summary="The statuses of up to 1000 messages at once (batgate extension)",
     )
     async def message_statuses(request: Request) -> Response:
@@ -180,3 +170,9 @@ def _document_request_body(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _json_body(schema: str) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its JSON body itself."""
+    content = {_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    return {"requestBody": {"required": True, "content": content}}
