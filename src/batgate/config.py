@@ -9,9 +9,10 @@ type checking, so a typo in a value fails at start-up with a clear message.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -81,6 +82,59 @@ class MetricsSettings(BaseModel):
     worker_host: str = "127.0.0.1"
 
 
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+_CHANNELS = ("sms", "viber", "rcs", "flashcall")
+_SANDBOX_NAMES = ("simulator", "sandbox")
+
+
+class SmppSettings(BaseModel):
+    """One carrier's SMSC over SMPP 3.4: a `[connectors.NAME]` table with kind = "smpp".
+
+    Every key is described in docs/smpp.md. Unknown keys are refused, so a typo
+    does not silently fall back to a default.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["smpp"]
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    system_id: str = Field(min_length=1, max_length=15)
+    password: str = Field(default="", max_length=8)
+    system_type: str = Field(default="", max_length=12)
+    # One bind_transceiver per connection, or a bind_transmitter and a bind_receiver.
+    bind: Literal["transceiver", "transmitter_receiver"] = "transceiver"
+    connections: int = Field(default=1, ge=1, le=64)
+    window: int = Field(default=10, ge=1, le=1000)
+    throughput: float = Field(default=0.0, ge=0)  # submit_sm/s per connection; 0: no limit
+    connect_timeout: float = Field(default=10.0, gt=0)
+    response_timeout: float = Field(default=10.0, gt=0)
+    submit_timeout: float = Field(default=10.0, gt=0)  # a whole send, window wait included
+    enquire_link_interval: float = Field(default=30.0, gt=0)
+    reconnect_delay: float = Field(default=1.0, gt=0)
+    reconnect_max_delay: float = Field(default=30.0, gt=0)
+    throttle_delay: float = Field(default=1.0, gt=0)
+    unbind_timeout: float = Field(default=5.0, gt=0)
+    split: Literal["udh", "udh16", "sar", "payload"] = "udh"
+    gsm7_packed: bool = False
+    data_coding: Literal["auto", "latin1", "ucs2"] = "auto"
+    service_type: str = Field(default="", max_length=5)
+    source_ton: int | None = Field(default=None, ge=0, le=6)
+    source_npi: int | None = Field(default=None, ge=0, le=18)
+    dest_ton: int = Field(default=1, ge=0, le=6)
+    dest_npi: int = Field(default=1, ge=0, le=18)
+    registered_delivery: bool = True
+    validity_period: bool = True  # send the step's TTL as a relative validity period
+    receipt_ids: Literal["auto", "same", "hex_to_decimal", "decimal_to_hex"] = "auto"
+    unknown_status: Literal["processing", "delivered", "undeliverable"] = "processing"
+
+    @model_validator(mode="after")
+    def _delays_ordered(self) -> SmppSettings:
+        if self.reconnect_max_delay < self.reconnect_delay:
+            raise ValueError("reconnect_max_delay must not be shorter than reconnect_delay")
+        return self
+
+
 class RateEntry(BaseModel):
     channel: str
     prefix: str = ""
@@ -133,6 +187,11 @@ class Settings(BaseSettings):
             "flashcall": "simulator",
         }
     )
+    # Carriers' connectors by name ([connectors.NAME]) and which serves each channel:
+    # `routes` (channel → connector name) overrides `channels`; unrouted channels
+    # stay on the sandbox.
+    connectors: dict[str, SmppSettings] = Field(default_factory=dict)
+    routes: dict[str, str] = Field(default_factory=dict)
     rates: list[RateEntry] = Field(default_factory=_default_rates)
     fx: dict[str, float] = Field(default_factory=_default_fx)
     # Logs: JSON lines, or text; "auto" is text on a terminal and JSON otherwise.
@@ -172,6 +231,48 @@ class Settings(BaseSettings):
                 "slow batch could be claimed again and handed to the carrier twice"
             )
         return self
+
+    @model_validator(mode="after")
+    def _routes_known(self) -> Settings:
+        for name in self.connectors:
+            if not _NAME.fullmatch(name):
+                raise ValueError(
+                    f"connectors.{name}: a connector name is 1–32 letters, digits, '_', '-' or '.'"
+                )
+            if name in _SANDBOX_NAMES:
+                raise ValueError(f"connectors.{name}: the name {name!r} is the sandbox's")
+        declared = ", ".join(sorted(self.connectors)) or "none"
+        for table, mapping in (("channels", self.channels), ("routes", self.routes)):
+            for channel, name in mapping.items():
+                if channel not in _CHANNELS:
+                    raise ValueError(
+                        f"{table}.{channel}: not a channel (channels: {', '.join(_CHANNELS)})"
+                    )
+                if name not in self.connectors and name not in _SANDBOX_NAMES:
+                    raise ValueError(
+                        f"{table}.{channel}: no connector named {name!r} (declared in "
+                        f"[connectors]: {declared}; or 'sandbox')"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _smpp_sends_within_lease(self) -> Settings:
+        d = self.dispatcher
+        waves = -(-d.batch_size // max(1, d.concurrency))
+        for name, smpp in self.connectors.items():
+            if d.lease_seconds <= smpp.submit_timeout * waves:
+                raise ValueError(
+                    f"connectors.{name}.submit_timeout: dispatcher.lease_seconds must be longer "
+                    f"than submit_timeout × ceil(batch_size / concurrency) = "
+                    f"{smpp.submit_timeout * waves:g} s, or a slow batch could be claimed "
+                    "again and submitted twice"
+                )
+        return self
+
+    def connector_for(self, channel: str) -> str:
+        """The name of the connector serving `channel` ("sandbox" for the sandbox)."""
+        name = self.routes.get(channel) or self.channels.get(channel, "sandbox")
+        return "sandbox" if name in _SANDBOX_NAMES else name
 
     @model_validator(mode="after")
     def _currencies_known(self) -> Settings:

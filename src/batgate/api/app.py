@@ -64,7 +64,7 @@ def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await store.upgrade()
         if engine is not None:
-            engine.start()
+            await engine.start()
         try:
             yield
         finally:

@@ -1,17 +1,23 @@
-"""The connectors by name: one explicit dict. Config picks one per channel."""
+"""The connectors by kind: one explicit dict. Config picks one per channel.
+
+The sandbox serves every channel nobody routed elsewhere; a carrier's connector is
+declared as a `[connectors.NAME]` table and routed with `[routes]` (see
+docs/configuration.md and docs/smpp.md).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from batgate.channels.base import Connector
+from batgate.channels.base import Connector, ReceiptSink
 from batgate.channels.sandbox_http import RemoteSandbox
 from batgate.channels.simulator import Simulator
+from batgate.channels.smpp.connector import SmppConnector
 from batgate.config import Settings
 from batgate.domain.messages import Channel
 
 
-def sandbox(settings: Settings) -> Connector:
+def sandbox(settings: Settings, name: str, receipts: ReceiptSink) -> Connector:
     """The sandbox carrier: in this process, or the `batgate sandbox` process at `sandbox.url`."""
     url = settings.sandbox.url
     if url is None:
@@ -19,31 +25,45 @@ def sandbox(settings: Settings) -> Connector:
     return RemoteSandbox(url, settings.sandbox.timeout, settings.dispatcher.concurrency)
 
 
-CONNECTORS: dict[str, Callable[[Settings], Connector]] = {
-    "simulator": sandbox,
+def smpp(settings: Settings, name: str, receipts: ReceiptSink) -> Connector:
+    """A carrier's SMSC over SMPP 3.4, as its `[connectors.NAME]` table says."""
+    return SmppConnector(name, settings.connectors[name], receipts)
+
+
+CONNECTORS: dict[str, Callable[[Settings, str, ReceiptSink], Connector]] = {
+    "sandbox": sandbox,
+    "smpp": smpp,
 }
 
 
-def build_connectors(settings: Settings) -> dict[Channel, Connector]:
+def build_connectors(settings: Settings, receipts: ReceiptSink) -> dict[Channel, Connector]:
     """One connector per channel, as configured; instances are shared between channels."""
     built: dict[str, Connector] = {}
     chosen: dict[Channel, Connector] = {}
     for channel in Channel:
-        name = settings.channels.get(channel.value, "simulator")
-        if name not in CONNECTORS:
-            known = ", ".join(sorted(CONNECTORS))
-            raise ValueError(
-                f"channel {channel.value}: unknown connector {name!r} (known: {known})"
-            )
+        name = settings.connector_for(channel.value)
         if name not in built:
-            built[name] = CONNECTORS[name](settings)
+            kind = "sandbox" if name == "sandbox" else settings.connectors[name].kind
+            built[name] = CONNECTORS[kind](settings, name, receipts)
         chosen[channel] = built[name]
     return chosen
 
 
+async def start_connectors(connectors: Iterable[Connector]) -> None:
+    """Open what connectors hold open (an SMSC's connections), for those that hold any."""
+    for connector in _distinct(connectors):
+        start = getattr(connector, "start", None)
+        if start is not None:
+            await start()
+
+
 async def close_connectors(connectors: Iterable[Connector]) -> None:
     """Let go of what connectors hold (connection pools), for those that hold any."""
-    for connector in {id(c): c for c in connectors}.values():
+    for connector in _distinct(connectors):
         aclose = getattr(connector, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _distinct(connectors: Iterable[Connector]) -> list[Connector]:
+    return list({id(c): c for c in connectors}.values())

@@ -119,7 +119,7 @@ def worker(
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             server = await _serve_metrics(settings, store)
-            engine.start()
+            await engine.start()
             logging.getLogger("batgate").info("worker %s running", engine.dispatcher.worker)
             try:
                 await stop.wait()

@@ -126,6 +126,9 @@ def on_receipt(
 def _on_failed(
     p: Progress, result: Failed, chain: Sequence[Step], retry: RetryPolicy, now: float
 ) -> Transition:
+    if result.retryable and result.retry_after is not None:
+        # The channel was not reachable: not an attempt, the message just waits.
+        return Transition(replace(p, due_at=min(now + result.retry_after, p.deadline)), ())
     if not result.retryable:
         # The channel looked at it and refused: it was handed over, then undeliverable.
         handed = _handed(p)

@@ -26,7 +26,7 @@ from batgate.config import DispatcherSettings
 from batgate.domain.lifecycle import Transition, on_due, on_sent
 from batgate.domain.messages import Channel
 from batgate.domain.notifications import Notification, webhook_payload
-from batgate.domain.outcomes import Failed, SendResult
+from batgate.domain.outcomes import Accepted, Failed, SendResult
 from batgate.domain.pricing import RateTable, charge
 from batgate.domain.records import MessageRecord
 from batgate.domain.retry import RetryPolicy
@@ -154,14 +154,17 @@ class Dispatcher:
         decision = on_due(record.progress, record.chain, self._clock())
         if decision is None:
             return Change(record, None)
+        handover = None
         if isinstance(decision, Transition):
             transition = decision
         else:
             result = await self._send(record)
             transition = on_sent(record.progress, result, record.chain, self._retry, self._clock())
+            if isinstance(result, Accepted):
+                handover = result.handover
         priced = self._price(record, transition, rates)
         notifications = self._notifications(record, transition, priced, self._clock())
-        return Change(record, transition, priced, tuple(notifications))
+        return Change(record, transition, priced, tuple(notifications), handover)
 
     def _notifications(
         self, record: MessageRecord, t: Transition, priced: Priced, now: float
@@ -209,6 +212,8 @@ class Dispatcher:
 
 def _send_label(result: SendResult) -> str:
     if isinstance(result, Failed):
+        if result.retry_after is not None:
+            return "unavailable"
         return "failed" if result.retryable else "rejected"
     return "accepted"
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from batgate.channels.registry import build_connectors, close_connectors
+from batgate.channels.registry import build_connectors, close_connectors, start_connectors
 from batgate.config import Settings
 from batgate.engine.dispatcher import Dispatcher
 from batgate.engine.ratebook import RateBook, configured_rates
+from batgate.engine.receipts import StoredReceipts
 from batgate.engine.webhooks import WebhookSender
 from batgate.store.manager import Store
 
@@ -16,7 +17,8 @@ from batgate.store.manager import Store
 class Engine:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.webhooks = WebhookSender(store, settings.webhooks)
-        self._connectors = build_connectors(settings)
+        self._receipts = StoredReceipts(store.receipts, self.wake)
+        self._connectors = build_connectors(settings, self._receipts)
         self.dispatcher = Dispatcher(
             store,
             self._connectors,
@@ -25,11 +27,16 @@ class Engine:
             settings.fx,
             on_events=self.webhooks.wake,
         )
+        self._carriers = bool(settings.connectors)
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Bind to the carriers (waiting a moment for them), then start the workers."""
+        await start_connectors(self._connectors.values())
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
         self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
+        if self._carriers:
+            self._tasks.append(asyncio.create_task(self._receipts.run(), name="receipts"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -40,6 +47,7 @@ class Engine:
                     await task
         finally:
             self._tasks.clear()
+            # After the dispatcher: a graceful unbind once nothing is being sent.
             await close_connectors(self._connectors.values())
 
     def wake(self) -> None:

@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     Info,
@@ -52,7 +53,8 @@ HTTP_REQUESTS = Histogram(
 CHANNEL_SENDS = Counter(
     "batgate_channel_sends",
     "Messages handed to a channel's connector, by channel and result "
-    "(accepted; rejected: refused for good; failed: to be retried).",
+    "(accepted; rejected: refused for good; failed: to be retried; unavailable: the "
+    "carrier could not be reached or throttled us, the message waits without using an attempt).",
     ("channel", "result"),
     registry=None,
 )
@@ -89,6 +91,46 @@ WEBHOOK_FAILURES = Counter(
     registry=None,
 )
 
+SMPP_BOUND = Gauge(
+    "batgate_smpp_bound_connections",
+    "SMPP connections bound to the carrier's SMSC right now, per connector.",
+    ("connector",),
+    registry=None,
+)
+SMPP_BIND_FAILURES = Counter(
+    "batgate_smpp_bind_failures",
+    "Binds or connects that failed, per connector and reason (an SMPP status name, "
+    "or connect / timeout).",
+    ("connector", "reason"),
+    registry=None,
+)
+SMPP_SUBMITS = Counter(
+    "batgate_smpp_submits",
+    "submit_sm sent, per connector and answer (ok, an SMPP status name, or no_answer).",
+    ("connector", "result"),
+    registry=None,
+)
+SMPP_RESENDS = Counter(
+    "batgate_smpp_resends",
+    "submit_sm sent again because the first had no answer (its connection was lost or "
+    "the answer timed out): the SMSC may have taken it twice.",
+    ("connector",),
+    registry=None,
+)
+SMPP_RECEIPTS = Counter(
+    "batgate_smpp_receipts",
+    "Delivery receipts from the SMSC, per connector and SMPP state (DELIVERED, UNDELIVERABLE, …).",
+    ("connector", "state"),
+    registry=None,
+)
+SMPP_INBOUND_OTHER = Counter(
+    "batgate_smpp_inbound_other",
+    "deliver_sm / data_sm from the SMSC that were not delivery receipts (mobile-originated "
+    "messages): acknowledged and dropped, batgate does not take MO traffic.",
+    ("connector",),
+    registry=None,
+)
+
 _PROCESS_WIDE: tuple[Collector, ...] = (
     BUILD,
     HTTP_REQUESTS,
@@ -98,6 +140,12 @@ _PROCESS_WIDE: tuple[Collector, ...] = (
     RECEIPT_LAG,
     WEBHOOK_DELIVERIES,
     WEBHOOK_FAILURES,
+    SMPP_BOUND,
+    SMPP_BIND_FAILURES,
+    SMPP_SUBMITS,
+    SMPP_RESENDS,
+    SMPP_RECEIPTS,
+    SMPP_INBOUND_OTHER,
 )
 
 
@@ -119,6 +167,12 @@ channel_sends = Family(CHANNEL_SENDS)
 message_statuses = Family(MESSAGE_STATUSES)
 webhook_deliveries = Family(WEBHOOK_DELIVERIES)
 webhook_failures = Family(WEBHOOK_FAILURES)
+smpp_bound = Family(SMPP_BOUND)
+smpp_bind_failures = Family(SMPP_BIND_FAILURES)
+smpp_submits = Family(SMPP_SUBMITS)
+smpp_resends = Family(SMPP_RESENDS)
+smpp_receipts = Family(SMPP_RECEIPTS)
+smpp_inbound_other = Family(SMPP_INBOUND_OTHER)
 
 
 def method_label(method: str) -> str:

@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from batgate.domain.lifecycle import Transition
 from batgate.domain.messages import NewMessage
 from batgate.domain.notifications import Notification
+from batgate.domain.outcomes import Handover
 from batgate.domain.pricing import Rate
 from batgate.domain.records import Account, MessageRecord
 from batgate.domain.status import DeliveryStatus
-from batgate.store import dialects
+from batgate.store import dialects, handovers
 from batgate.store.database import Database
 from batgate.store.idempotency import (
     CLAIM_ATTEMPTS,
@@ -84,6 +85,8 @@ class Change:
     transition: Transition | None
     priced: Priced | None = None
     notifications: tuple[Notification, ...] = ()
+    # The parts a carrier took, recorded with the move (receipts are matched to them).
+    handover: Handover | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,7 @@ class Store:
         self.db = db
         self.outbox = Outbox(db)
         self.rate_buckets = RateBuckets(db)
+        self.receipts = handovers.Receipts(db)
         # The hot status read, on SQLite: see Database.lookup and point_read.
         self._read_by_id = db.point_read(_BY_ID) if db.lookup is not None else None
         self._fetch_by_id = db.point_read_async(_BY_ID) if db.fast is not None else None
@@ -349,10 +353,20 @@ class Store:
         events: list[dict[str, Any]] = []
         hooks: dict[int, bool] = {}
         async with self.db.writer.begin() as conn:
+            book = await _handover_book(conn, changes, now)
             for change in changes:
                 statement, params = _change_statement(change, now)
+                handover = change.handover if change.transition is not None else None
+                if book is not None and handover is not None:
+                    outcome = book.outcome(handover)
+                    if outcome is not None:
+                        # Its receipts came first: announced with the move, due at once.
+                        params.update(v_receipt=outcome.value, v_due_at=now)
                 ok = (await conn.execute(statement, params)).rowcount == 1
                 results.append(ok and change.transition is not None)
+                if ok and book is not None and handover is not None:
+                    ref = change.transition.progress.carrier_ref if change.transition else None
+                    book.add(change.record.id, ref or "", handover)
                 if ok and change.notifications:
                     account_id = change.record.account_id
                     if account_id not in hooks:
@@ -361,6 +375,8 @@ class Store:
                         event_row(change.record, n, now, hooks[account_id])
                         for n in change.notifications
                     ]
+            if book is not None:
+                await book.write()
             if events:
                 await conn.execute(message_events.insert(), events)
         return results
@@ -406,6 +422,18 @@ class Store:
                     updated_at=time.time(),
                 )
             )
+
+
+async def _handover_book(
+    conn: AsyncConnection, changes: Sequence[Change], now: float
+) -> handovers.HandoverBook | None:
+    """The hand-overs among `changes`, with the receipts that came before them."""
+    found = [c.handover for c in changes if c.handover is not None and c.transition is not None]
+    if not found:
+        return None
+    book = handovers.HandoverBook(conn, now)
+    await book.look_up(found)
+    return book
 
 
 def _cas(columns: Sequence[str]) -> sa.Update:

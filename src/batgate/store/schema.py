@@ -80,6 +80,34 @@ sa.Index(
     postgresql_where=messages.c.carrier_ref.is_not(None),
 )
 
+# The parts a carrier took for a hand-over, by the carrier's id of each part, and the
+# receipt each part got: a receipt names a part, the hand-over ends when its parts do.
+carrier_parts = sa.Table(
+    "carrier_parts",
+    metadata,
+    sa.Column("connector", sa.String(32), primary_key=True),
+    sa.Column("smsc_id", sa.String(65), primary_key=True),
+    sa.Column("message_id", sa.String(32), nullable=False),
+    sa.Column("carrier_ref", sa.String(64), nullable=False),
+    sa.Column("parts", sa.Integer, nullable=False),  # of the whole hand-over
+    sa.Column("status", sa.String(16), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+sa.Index("ix_carrier_parts_ref", carrier_parts.c.carrier_ref)
+
+# Receipts that came before their part was recorded (before the submit's answer, or
+# before the dispatcher wrote the hand-over): stored, acknowledged, matched later.
+carrier_receipts = sa.Table(
+    "carrier_receipts",
+    metadata,
+    sa.Column("connector", sa.String(32), primary_key=True),
+    sa.Column("smsc_id", sa.String(65), primary_key=True),
+    sa.Column("aliases", sa.String(200), nullable=False),  # space-separated
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+)
+sa.Index("ix_carrier_receipts_received", carrier_receipts.c.received_at)
+
 # Every status a message entered, in order: the history, and the webhook outbox.
 # `state`: none (no webhook to send), pending, delivered, failed.
 message_events = sa.Table(

@@ -1,0 +1,485 @@
+"""The SMPP connector: a carrier's SMSC behind the one-method connector protocol.
+
+`send()` turns a message into submit_sm parts (:mod:`.text`), submits them on the
+least busy bound connection and answers with a typed outcome:
+
+- every part taken → :class:`Accepted` with a :class:`Handover` naming the SMSC's
+  ids of the parts, which the dispatcher stores with the move to `processing`;
+- ESME_RTHROTTLED / ESME_RMSGQFUL, no bound connection, or a connection lost with
+  submits unanswered → :class:`Failed` with `retry_after`: the message waits and
+  keeps its attempts;
+- other transient statuses, or no answer in time → retryable :class:`Failed`;
+- a permanent status (invalid destination, …) → :class:`Failed`, not retryable:
+  the channel is `undeliverable`.
+
+Only submits that had no answer are sent again: a message whose first parts were
+taken resumes with the parts left (in this process), and each re-sent submit is
+counted (`batgate_smpp_resends`).
+
+Receipts from any connection are parsed (:mod:`.receipts`), queued, stored in
+batches through the :class:`ReceiptSink`, and acknowledged only once stored (a
+failed store answers ESME_RX_T_APPN, so the SMSC sends them again later).
+
+Each of `connections` links binds, and re-binds with exponential backoff when its
+connection fails; `aclose()` unbinds them after the receipts in hand are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from batgate.channels.base import Outbound, ReceiptSink
+from batgate.channels.smpp import text as smpp_text
+from batgate.channels.smpp.pdu import (
+    Command,
+    DataSm,
+    MessageIdResp,
+    Pdu,
+    ShortMessage,
+    Status,
+    status_name,
+)
+from batgate.channels.smpp.receipts import IdSpelling, channel_status, read_receipt
+from batgate.channels.smpp.session import (
+    BindRefused,
+    LinkClosed,
+    NoAnswer,
+    Session,
+    SessionSettings,
+    WindowFull,
+    message_id_of,
+)
+from batgate.config import SmppSettings
+from batgate.domain.messages import Step
+from batgate.domain.outcomes import (
+    Accepted,
+    CarrierId,
+    Failed,
+    Handover,
+    PartReceipt,
+    ScheduledReceipt,
+    SendResult,
+)
+from batgate.domain.status import ChannelStatus
+from batgate.observability import metrics
+
+log = logging.getLogger(__name__)
+
+# The SMSC is busy: try again shortly, it is not the message's fault.
+THROTTLED = frozenset({Status.ESME_RTHROTTLED, Status.ESME_RMSGQFUL})
+# The message itself is wrong for this SMSC: sending it again cannot help.
+PERMANENT = frozenset(
+    {
+        Status.ESME_RINVMSGLEN,
+        Status.ESME_RINVCMDLEN,
+        Status.ESME_RINVCMDID,
+        Status.ESME_RINVPRTFLG,
+        Status.ESME_RINVREGDLVFLG,
+        Status.ESME_RINVSRCADR,
+        Status.ESME_RINVDSTADR,
+        Status.ESME_RINVSERTYP,
+        Status.ESME_RINVESMCLASS,
+        Status.ESME_RINVSRCTON,
+        Status.ESME_RINVSRCNPI,
+        Status.ESME_RINVDSTTON,
+        Status.ESME_RINVDSTNPI,
+        Status.ESME_RINVSCHED,
+        Status.ESME_RINVEXPIRY,
+        Status.ESME_RINVDFTMSGID,
+        Status.ESME_RX_P_APPN,
+        Status.ESME_RX_R_APPN,
+        Status.ESME_RINVOPTPARSTREAM,
+        Status.ESME_ROPTPARNOTALLWD,
+        Status.ESME_RINVPARLEN,
+        Status.ESME_RMISSINGOPTPARAM,
+        Status.ESME_RINVOPTPARAMVAL,
+    }
+)
+_RECEIPT_BATCH = 500
+_UNFINISHED_KEPT = 10_000  # messages remembered with parts taken or unanswered
+
+
+@dataclass(slots=True)
+class _Unfinished:
+    """A message not wholly taken: its parts' reference, the parts taken (index → SMSC
+    id) and those that had no answer (sent again next time, and counted)."""
+
+    reference: int
+    taken: dict[int, str] = field(default_factory=dict)
+    unanswered: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbound:
+    receipt: PartReceipt
+    session: Session
+    pdu: Pdu
+
+
+@dataclass(slots=True)
+class _Link:
+    """One of the connector's connections: where it sends, and where receipts come."""
+
+    index: int
+    transmitter: Session | None = None
+    receiver: Session | None = None
+    task: asyncio.Task[None] | None = None
+
+
+class SmppConnector:
+    def __init__(
+        self,
+        name: str,
+        settings: SmppSettings,
+        receipts: ReceiptSink,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self._settings = settings
+        self._sink = receipts
+        self._clock = clock
+        self._spelling = IdSpelling(settings.receipt_ids)
+        self._links = [_Link(i) for i in range(settings.connections)]
+        self._up = asyncio.Event()
+        self._closing = False
+        self.down_reason = "not connected yet"
+        self._reference = random.randrange(65536)
+        self._unfinished: OrderedDict[tuple[str, str], _Unfinished] = OrderedDict()
+        self._inbox: list[_Inbound] = []
+        self._inbox_ready = asyncio.Event()
+        self._storing = False
+        self._writer: asyncio.Task[None] | None = None
+        self.resends = 0
+        self._bound_gauge = metrics.smpp_bound(name)
+        self._resend_counter = metrics.smpp_resends(name)
+
+    # -- life ------------------------------------------------------------------------
+
+    async def start(self, wait: float = 2.0) -> None:
+        """Start binding every link; wait up to `wait` seconds for the first to bind."""
+        self._writer = asyncio.create_task(self._store_receipts(), name=f"{self.name} receipts")
+        for link in self._links:
+            link.task = asyncio.create_task(self._keep_link(link), name=f"{self.name} link")
+        try:
+            await asyncio.wait_for(self._up.wait(), wait)
+        except TimeoutError:
+            log.warning("connector %s: not bound after %.1f s; sends wait", self.name, wait)
+
+    async def aclose(self) -> None:
+        """Store and acknowledge the receipts in hand, then unbind every link."""
+        self._closing = True
+        deadline = time.monotonic() + self._settings.unbind_timeout
+        while (self._inbox or self._storing) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        sessions = {id(s): s for link in self._links for s in (link.transmitter, link.receiver)}
+        timeout = max(0.1, deadline - time.monotonic())
+        await asyncio.gather(
+            *(s.unbind(timeout) for s in sessions.values() if s is not None),
+            return_exceptions=True,
+        )
+        tasks = [t for t in (*(link.task for link in self._links), self._writer) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._bound_gauge.set(0)
+
+    @property
+    def bound_links(self) -> int:
+        return sum(1 for link in self._links if _usable(link))
+
+    # -- sending -----------------------------------------------------------------------
+
+    async def send(self, message: Outbound) -> SendResult:
+        step = message.step
+        if step.text is None:
+            return Failed(
+                f"{self.name}: a {step.type} message has no text to send over SMPP", False
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.submit_timeout
+        key = (message.message_id, step.type.value)
+        unfinished = self._unfinished.pop(key, None) or _Unfinished(self._next_reference())
+        s = self._settings
+        try:
+            encoded = smpp_text.encode_text(
+                step.text,
+                alphabet=s.data_coding,
+                split=s.split,
+                packed=s.gsm7_packed,
+                reference=unfinished.reference,
+            )
+        except ValueError as exc:
+            return Failed(f"{self.name}: {exc}", retryable=False)
+        session = await self._transmitter(deadline)
+        if session is None:
+            self._keep_unfinished(key, unfinished)
+            return Failed(
+                f"{self.name}: not bound to the SMSC ({self.down_reason})",
+                retryable=True,
+                retry_after=s.reconnect_delay,
+            )
+        for index, segment in enumerate(encoded.segments):
+            if index in unfinished.taken:
+                continue
+            body = self._short_message(step, encoded.data_coding, segment)
+            failure = await self._submit_part(session, body, index, unfinished, deadline)
+            if failure is not None:
+                if failure.retryable:
+                    self._keep_unfinished(key, unfinished)
+                return failure
+        return self._accepted(unfinished, len(encoded.segments))
+
+    async def _submit_part(
+        self, session: Session, body: ShortMessage, index: int, u: _Unfinished, deadline: float
+    ) -> Failed | None:
+        """Submit one part; None when taken (recorded in `u`), else why not."""
+        if index in u.unanswered:
+            self.resends += 1
+            self._resend_counter.inc()
+        try:
+            answer = await session.submit(body, deadline)
+        except WindowFull as exc:
+            return Failed(str(exc), retryable=True, retry_after=self._settings.throttle_delay)
+        except LinkClosed as exc:
+            u.unanswered.add(index)
+            metrics.smpp_submits(self.name, "no_answer").inc()
+            return Failed(str(exc), retryable=True, retry_after=self._settings.reconnect_delay)
+        except NoAnswer as exc:
+            u.unanswered.add(index)
+            metrics.smpp_submits(self.name, "no_answer").inc()
+            return Failed(str(exc), retryable=True)
+        u.unanswered.discard(index)
+        status = answer.status
+        if status == Status.ESME_ROK:
+            metrics.smpp_submits(self.name, "ok").inc()
+            u.taken[index] = message_id_of(answer)
+            return None
+        name = status_name(status)
+        metrics.smpp_submits(self.name, name).inc()
+        reason = f"{self.name}: the SMSC answered {name}"
+        if status in THROTTLED:
+            return Failed(reason, retryable=True, retry_after=self._settings.throttle_delay)
+        return Failed(reason, retryable=status not in PERMANENT)
+
+    def _accepted(self, u: _Unfinished, total: int) -> Accepted:
+        ref = "smpp-" + os.urandom(8).hex()
+        ids = [u.taken[i] for i in range(total)]
+        if not self._settings.registered_delivery or not all(ids):
+            if self._settings.registered_delivery:
+                log.warning(
+                    "connector %s: the SMSC gave no message id; no receipt can be matched, "
+                    "so the message counts as delivered once the SMSC took it",
+                    self.name,
+                )
+            return Accepted(ref, ScheduledReceipt(ChannelStatus.DELIVERED, self._clock()))
+        parts = []
+        for smsc_id in ids:
+            part_key = self._spelling.part_key(smsc_id)
+            parts.append(CarrierId(part_key, self._spelling.part_lookups(part_key)[1:]))
+        return Accepted(ref, handover=Handover(self.name, tuple(parts)))
+
+    def _short_message(self, step: Step, coding: int, segment: smpp_text.Segment) -> ShortMessage:
+        s = self._settings
+        source, source_ton, source_npi = _source_address(step.sender)
+        if s.source_ton is not None:
+            source_ton = s.source_ton
+        if s.source_npi is not None:
+            source_npi = s.source_npi
+        return ShortMessage(
+            Command.SUBMIT_SM,
+            source_addr=source,
+            destination_addr=step.to.removeprefix("+"),
+            short_message=segment.short_message,
+            service_type=s.service_type,
+            source_addr_ton=source_ton,
+            source_addr_npi=source_npi,
+            dest_addr_ton=s.dest_ton,
+            dest_addr_npi=s.dest_npi,
+            esm_class=segment.esm_class,
+            validity_period=relative_validity(step.ttl) if s.validity_period else "",
+            registered_delivery=1 if s.registered_delivery else 0,
+            data_coding=coding,
+            tlvs=segment.tlvs,
+        )
+
+    def _next_reference(self) -> int:
+        self._reference = (self._reference + 1) % 65536
+        return self._reference
+
+    def _keep_unfinished(self, key: tuple[str, str], unfinished: _Unfinished) -> None:
+        self._unfinished[key] = unfinished
+        while len(self._unfinished) > _UNFINISHED_KEPT:
+            self._unfinished.popitem(last=False)
+
+    async def _transmitter(self, deadline: float) -> Session | None:
+        """The bound connection with the fewest submits outstanding; while links are
+        (re)connecting, waits for one up to a second (or the deadline)."""
+        usable = [link.transmitter for link in self._links if _usable(link)]
+        if not usable and not self._closing:
+            remaining = min(1.0, deadline - asyncio.get_running_loop().time())
+            if remaining > 0:
+                try:
+                    await asyncio.wait_for(self._up.wait(), remaining)
+                except TimeoutError:
+                    return None
+            usable = [link.transmitter for link in self._links if _usable(link)]
+        sessions = [s for s in usable if s is not None]
+        return min(sessions, key=lambda s: s.outstanding) if sessions else None
+
+    # -- links -------------------------------------------------------------------------
+
+    async def _keep_link(self, link: _Link) -> None:
+        s = self._settings
+        delay = s.reconnect_delay
+        while not self._closing:
+            try:
+                await self._open(link)
+            except BindRefused as exc:
+                self._link_failed(status_name(exc.status), f"{exc} — check system_id and password")
+            except NoAnswer:
+                self._link_failed("timeout", "no answer to the bind")
+            except (OSError, TimeoutError) as exc:
+                reason = "timeout" if isinstance(exc, TimeoutError) else "connect"
+                self._link_failed(reason, f"cannot connect: {exc!r}")
+            else:
+                delay = s.reconnect_delay
+                await self._while_bound(link)
+                if self._closing:
+                    return
+            # Jitter, so that links (and workers) do not come back in lockstep.
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, s.reconnect_max_delay)
+
+    async def _open(self, link: _Link) -> None:
+        s = self._settings
+        settings = SessionSettings(
+            system_id=s.system_id,
+            password=s.password,
+            system_type=s.system_type,
+            window=s.window,
+            throughput=s.throughput,
+            response_timeout=s.response_timeout,
+            enquire_link_interval=s.enquire_link_interval,
+            connect_timeout=s.connect_timeout,
+        )
+        name = f"{self.name}#{link.index}"
+
+        async def bind(command: Command) -> Session:
+            kind = replace(settings, bind=command)
+            return await Session.open(s.host, s.port, kind, self._on_request, name)
+
+        if s.bind == "transceiver":
+            link.transmitter = link.receiver = await bind(Command.BIND_TRANSCEIVER)
+        else:
+            tx = await bind(Command.BIND_TRANSMITTER)
+            try:
+                rx = await bind(Command.BIND_RECEIVER)
+            except BaseException:
+                tx.abort()
+                raise
+            link.transmitter, link.receiver = tx, rx
+        log.info("connector %s: link %d bound to %s:%d", self.name, link.index, s.host, s.port)
+        self._changed()
+
+    async def _while_bound(self, link: _Link) -> None:
+        sessions = {id(x): x for x in (link.transmitter, link.receiver) if x is not None}
+        waits = [asyncio.ensure_future(x.closed) for x in sessions.values()]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for session in sessions.values():
+            session.abort()
+        link.transmitter = link.receiver = None
+        self._changed()
+        if not self._closing:
+            self.down_reason = "connection lost"
+            log.warning("connector %s: link %d lost; binding again", self.name, link.index)
+
+    def _link_failed(self, reason: str, detail: str) -> None:
+        s = self._settings
+        self.down_reason = f"{s.host}:{s.port}: {detail}"
+        metrics.smpp_bind_failures(self.name, reason).inc()
+        log.error("connector %s: %s", self.name, self.down_reason)
+
+    def _changed(self) -> None:
+        bound = self.bound_links
+        self._bound_gauge.set(bound)
+        if bound:
+            self._up.set()
+        else:
+            self._up.clear()
+
+    # -- receipts ----------------------------------------------------------------------
+
+    def _on_request(self, session: Session, pdu: Pdu) -> None:
+        body = pdu.body
+        answer = MessageIdResp(pdu.command.response)
+        receipt = read_receipt(body) if isinstance(body, ShortMessage | DataSm) else None
+        if receipt is None:
+            metrics.smpp_inbound_other(self.name).inc()
+            session.respond(pdu, answer)
+            return
+        metrics.smpp_receipts(self.name, receipt.state.name).inc()
+        status = channel_status(receipt.state, self._settings.unknown_status)
+        if status is None:
+            session.respond(pdu, answer)  # on its way: nothing to store
+            return
+        lookups = self._spelling.lookups(receipt.message_id)
+        part = CarrierId(lookups[0], lookups[1:])
+        self._inbox.append(_Inbound(PartReceipt(part, status), session, pdu))
+        self._inbox_ready.set()
+
+    async def _store_receipts(self) -> None:
+        """Store queued receipts in batches; acknowledge each batch once it is stored."""
+        while True:
+            await self._inbox_ready.wait()
+            self._inbox_ready.clear()
+            while self._inbox:
+                batch = self._inbox[:_RECEIPT_BATCH]
+                del self._inbox[:_RECEIPT_BATCH]
+                self._storing = True
+                status = Status.ESME_ROK
+                try:
+                    await self._sink.receipts(self.name, [item.receipt for item in batch])
+                except Exception:
+                    log.exception(
+                        "connector %s: storing %d receipts failed; asking the SMSC to send "
+                        "them again later",
+                        self.name,
+                        len(batch),
+                    )
+                    status = Status.ESME_RX_T_APPN
+                finally:
+                    self._storing = False
+                for item in batch:
+                    item.session.respond(item.pdu, MessageIdResp(item.pdu.command.response), status)
+
+
+def _usable(link: _Link) -> bool:
+    tx, rx = link.transmitter, link.receiver
+    return tx is not None and rx is not None and tx.usable and rx.usable
+
+
+def _source_address(sender: str) -> tuple[str, int, int]:
+    """(address, TON, NPI) of a sender: international number, short code or alphanumeric."""
+    digits = sender.removeprefix("+")
+    if digits.isdigit():
+        if sender.startswith("+") or len(digits) > 8:
+            return digits, 1, 1  # international, E.164
+        return digits, 3, 0  # a short code: network specific
+    return sender, 5, 0  # alphanumeric
+
+
+def relative_validity(ttl: int) -> str:
+    """A TTL in seconds as SMPP's relative time, `YYMMDDhhmmss000R` (days capped at 99)."""
+    days, rest = divmod(max(0, ttl), 86_400)
+    if days > 99:
+        days, rest = 99, 0
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"0000{days:02d}{hours:02d}{minutes:02d}{seconds:02d}000R"

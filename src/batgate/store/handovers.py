@@ -1,0 +1,376 @@
+"""Carrier receipts matched to messages: the parts of each hand-over and their receipts.
+
+A carrier that answers receipts later (SMPP) names the part a receipt is for by
+its own id. Two orders have to meet:
+
+- the part is recorded first: the receipt finds it and marks it, and when every
+  part of the hand-over has its answer the message is given the receipt and made
+  due now, so the dispatcher applies it through the one state machine, with its
+  webhook (:meth:`Receipts.record`);
+- the receipt comes first (before the submit's answer, or before the dispatcher
+  wrote the hand-over — the usual case with a fast carrier): it is kept in
+  `carrier_receipts`, and taken when the part is recorded, in the very
+  transaction that moves the message to `processing` (:func:`take_early`).
+
+Either way the receipt is in the database before the caller acknowledges it to
+the carrier. Nothing here moves a status: it only announces the receipt on the
+message, compare-and-set on the hand-over the message still waits for.
+
+On PostgreSQL the two can pass each other — a receipt stored as early while the
+transaction recording its part is still open, and that transaction looking for
+early receipts before the receipt committed. :meth:`Receipts.rematch`, run every
+few seconds by the engine, offers recent early receipts again; on SQLite writers
+take turns and this never happens.
+
+Every statement covers a whole batch (one SELECT, then executemany writes), so
+the cost per receipt stays small at thousands a second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from batgate.domain.outcomes import CarrierId, Handover, PartReceipt, handover_outcome
+from batgate.domain.status import ChannelStatus, DeliveryStatus
+from batgate.store.database import Database
+from batgate.store.schema import carrier_parts, carrier_receipts, messages
+
+# Receipts nobody claims (a late duplicate, a part never recorded) and parts that
+# never got a receipt are purged after this long: longer than the longest TTL.
+KEEP_SECONDS = 31 * 86_400
+_PURGE_EVERY = 600.0
+# Early receipts offered again by `rematch`: those older than a second (younger ones
+# may still be taken the ordinary way) and younger than ten minutes.
+REMATCH_AFTER = 1.0
+REMATCH_WINDOW = 600.0
+_CHUNK = 500  # ids per IN list
+
+_PART_ROWS = (
+    sa.select(
+        carrier_parts.c.smsc_id,
+        carrier_parts.c.message_id,
+        carrier_parts.c.carrier_ref,
+        carrier_parts.c.parts,
+        carrier_parts.c.status,
+    )
+    .where(carrier_parts.c.connector == sa.bindparam("connector"))
+    .where(carrier_parts.c.smsc_id.in_(sa.bindparam("ids", expanding=True)))
+)
+_SIBLINGS = (
+    sa.select(carrier_parts.c.smsc_id, carrier_parts.c.carrier_ref, carrier_parts.c.status)
+    .where(carrier_parts.c.connector == sa.bindparam("connector"))
+    .where(carrier_parts.c.carrier_ref.in_(sa.bindparam("refs", expanding=True)))
+)
+_FORGET_HANDOVER = (
+    carrier_parts.delete()
+    .where(carrier_parts.c.connector == sa.bindparam("b_connector"))
+    .where(carrier_parts.c.carrier_ref == sa.bindparam("b_ref"))
+)
+_MARK_PART = (
+    carrier_parts.update()
+    .where(carrier_parts.c.connector == sa.bindparam("b_connector"))
+    .where(carrier_parts.c.smsc_id == sa.bindparam("b_id"))
+    .values(status=sa.bindparam("b_status"))
+)
+_FORGET_PART = (
+    carrier_parts.delete()
+    .where(carrier_parts.c.connector == sa.bindparam("b_connector"))
+    .where(carrier_parts.c.smsc_id == sa.bindparam("b_id"))
+)
+_ANNOUNCE = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("b_id"))
+    .where(messages.c.carrier_ref == sa.bindparam("b_ref"))
+    .where(messages.c.status == DeliveryStatus.PROCESSING.value)
+    .where(messages.c.receipt.is_(None))
+    .values(
+        receipt=sa.bindparam("b_receipt"),
+        due_at=sa.bindparam("b_now"),
+        updated_at=sa.bindparam("b_now"),
+        version=messages.c.version + 1,
+    )
+)
+_EARLY_ROWS = (
+    sa.select(carrier_receipts.c.smsc_id, carrier_receipts.c.status)
+    .where(carrier_receipts.c.connector == sa.bindparam("connector"))
+    .where(carrier_receipts.c.smsc_id.in_(sa.bindparam("ids", expanding=True)))
+)
+_FORGET_EARLY = (
+    carrier_receipts.delete()
+    .where(carrier_receipts.c.connector == sa.bindparam("b_connector"))
+    .where(carrier_receipts.c.smsc_id == sa.bindparam("b_id"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    smsc_id: str
+    message_id: str
+    carrier_ref: str
+    parts: int
+
+
+class Receipts:
+    """Receipts as they come from a carrier's connections, stored before they are acked."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._purged_at = 0.0
+
+    async def record(
+        self, connector: str, receipts: Sequence[PartReceipt], now: float | None = None
+    ) -> int:
+        """Store final receipts of parts, in one transaction; how many hand-overs they ended.
+
+        A receipt whose part is not recorded (yet) is kept as an early receipt; a
+        repeated receipt for a part that already has one changes nothing.
+        """
+        if not receipts:
+            return 0
+        now = time.time() if now is None else now
+        async with self._db.writer.begin() as conn:
+            ended, unmatched = await _match(conn, connector, receipts, now)
+            await _keep_early(conn, connector, unmatched, now)
+        return ended
+
+    async def rematch(self, now: float | None = None) -> int:
+        """Offer recent early receipts to the parts again (see the module docstring);
+        purges what is older than :data:`KEEP_SECONDS` every ten minutes."""
+        now = time.time() if now is None else now
+        async with self._db.writer.begin() as conn:
+            rows = await conn.execute(
+                sa.select(carrier_receipts)
+                .where(carrier_receipts.c.received_at >= now - REMATCH_WINDOW)
+                .where(carrier_receipts.c.received_at <= now - REMATCH_AFTER)
+                .order_by(carrier_receipts.c.received_at)
+                .limit(1000)
+            )
+            early: dict[str, list[PartReceipt]] = {}
+            for row in rows:
+                part = CarrierId(row.smsc_id, tuple(row.aliases.split()))
+                early.setdefault(row.connector, []).append(
+                    PartReceipt(part, ChannelStatus(row.status))
+                )
+            ended = 0
+            for connector, receipts in early.items():
+                done, unmatched = await _match(conn, connector, receipts, now)
+                ended += done
+                matched = {r.part.key for r in receipts} - {r.part.key for r in unmatched}
+                await _executemany(
+                    conn,
+                    _FORGET_EARLY,
+                    [{"b_connector": connector, "b_id": key} for key in matched],
+                )
+            if now - self._purged_at >= _PURGE_EVERY:
+                self._purged_at = now
+                await purge(conn, now - KEEP_SECONDS)
+        return ended
+
+
+async def _match(
+    conn: AsyncConnection, connector: str, receipts: Sequence[PartReceipt], now: float
+) -> tuple[int, list[PartReceipt]]:
+    """Mark the parts these receipts are for, end the hand-overs that are complete.
+
+    Returns the number of hand-overs ended and the receipts whose part is unknown.
+    """
+    wanted = {key for r in receipts for key in r.part.lookups}
+    known: dict[str, _Part] = {}
+    answered: set[str] = set()
+    for chunk in _chunks(wanted):
+        result = await conn.execute(_PART_ROWS, {"connector": connector, "ids": chunk})
+        for smsc_id, message_id, ref, parts, status in result:
+            known[smsc_id] = _Part(smsc_id, message_id, ref, parts)
+            if status is not None:
+                answered.add(smsc_id)
+    got: dict[str, ChannelStatus] = {}  # part → the receipt it gets now
+    unmatched: list[PartReceipt] = []
+    for receipt in receipts:
+        hit = next((k for k in receipt.part.lookups if k in known), None)
+        if hit is None:
+            unmatched.append(receipt)
+        elif hit not in answered and hit not in got:
+            got[hit] = receipt.status  # (a repeated receipt for an answered part: dropped)
+    if not got:
+        return 0, unmatched
+    outcomes = await _outcomes(conn, connector, [known[k] for k in got], got)
+    ended = {ref: outcome for ref, (_m, outcome) in outcomes.items() if outcome is not None}
+    await _executemany(
+        conn,
+        _MARK_PART,
+        [
+            {"b_connector": connector, "b_id": k, "b_status": s.value}
+            for k, s in got.items()
+            if known[k].carrier_ref not in ended
+        ],
+    )
+    await _executemany(
+        conn, _FORGET_HANDOVER, [{"b_connector": connector, "b_ref": ref} for ref in ended]
+    )
+    await _executemany(
+        conn,
+        _ANNOUNCE,
+        [
+            {"b_id": outcomes[ref][0], "b_ref": ref, "b_receipt": outcome.value, "b_now": now}
+            for ref, outcome in ended.items()
+        ],
+    )
+    return len(ended), unmatched
+
+
+async def _outcomes(
+    conn: AsyncConnection, connector: str, parts: list[_Part], got: dict[str, ChannelStatus]
+) -> dict[str, tuple[str, ChannelStatus | None]]:
+    """Per hand-over (carrier_ref) touched: its message and its outcome so far."""
+    result: dict[str, tuple[str, ChannelStatus | None]] = {}
+    several: dict[str, str] = {}
+    for part in parts:
+        if part.parts == 1:
+            result[part.carrier_ref] = (part.message_id, got[part.smsc_id])
+        else:
+            several[part.carrier_ref] = part.message_id
+    if several:
+        statuses: dict[str, list[ChannelStatus | None]] = {ref: [] for ref in several}
+        for chunk in _chunks(several):
+            rows = await conn.execute(_SIBLINGS, {"connector": connector, "refs": chunk})
+            for smsc_id, ref, status in rows:
+                now_got = got.get(smsc_id)
+                statuses[ref].append(now_got or (None if status is None else ChannelStatus(status)))
+        for ref, message_id in several.items():
+            result[ref] = (message_id, handover_outcome(tuple(statuses[ref])))
+    return result
+
+
+async def _keep_early(
+    conn: AsyncConnection, connector: str, receipts: Sequence[PartReceipt], now: float
+) -> None:
+    if not receipts:
+        return
+    # The newest receipt for an id wins (a carrier may correct itself or repeat).
+    latest = {r.part.key: r for r in receipts}
+    await _executemany(conn, _FORGET_EARLY, [{"b_connector": connector, "b_id": k} for k in latest])
+    await conn.execute(
+        carrier_receipts.insert(),
+        [
+            {
+                "connector": connector,
+                "smsc_id": r.part.key,
+                "aliases": " ".join(r.part.aliases),
+                "status": r.status.value,
+                "received_at": now,
+            }
+            for r in latest.values()
+        ],
+    )
+
+
+# -- the hand-over side: parts recorded with the move to processing ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording a hand-over found: its outcome when receipts came first for all
+    its parts (or one said undeliverable), else None."""
+
+    outcome: ChannelStatus | None
+    part_rows: tuple[dict[str, Any], ...]
+    consumed: tuple[str, ...]
+
+
+class HandoverBook:
+    """Hand-overs of one transaction (the dispatcher's batch): early receipts are read
+    for all of them in one statement per connector, and their parts written at once."""
+
+    def __init__(self, conn: AsyncConnection, now: float) -> None:
+        self._conn = conn
+        self._now = now
+        self._early: dict[str, dict[str, ChannelStatus]] = {}
+        self._rows: list[dict[str, Any]] = []
+        self._consumed: dict[str, set[str]] = {}
+
+    async def look_up(self, handovers: Iterable[Handover]) -> None:
+        """Read the early receipts any of `handovers` may have."""
+        wanted: dict[str, set[str]] = {}
+        for handover in handovers:
+            ids = wanted.setdefault(handover.connector, set())
+            for part in handover.parts:
+                ids.update(part.lookups)
+        for connector, ids in wanted.items():
+            found = self._early.setdefault(connector, {})
+            for chunk in _chunks(ids):
+                rows = await self._conn.execute(_EARLY_ROWS, {"connector": connector, "ids": chunk})
+                found.update((smsc_id, ChannelStatus(status)) for smsc_id, status in rows)
+
+    def outcome(self, handover: Handover) -> ChannelStatus | None:
+        """The hand-over's outcome from early receipts alone (None: wait for more)."""
+        return handover_outcome(self._statuses(handover))
+
+    def add(self, message_id: str, carrier_ref: str, handover: Handover) -> None:
+        """Record the parts of a hand-over that was written (and take its early receipts)."""
+        early = self._early.get(handover.connector, {})
+        statuses = self._statuses(handover)
+        consumed = self._consumed.setdefault(handover.connector, set())
+        for part in handover.parts:
+            consumed.update(k for k in part.lookups if k in early)
+        if handover_outcome(statuses) is not None:
+            return  # ended already: the message carries the outcome, no parts to keep
+        for part, status in zip(handover.parts, statuses, strict=True):
+            self._rows.append(
+                {
+                    "connector": handover.connector,
+                    "smsc_id": part.key,
+                    "message_id": message_id,
+                    "carrier_ref": carrier_ref,
+                    "parts": len(handover.parts),
+                    "status": None if status is None else status.value,
+                    "created_at": self._now,
+                }
+            )
+
+    async def write(self) -> None:
+        # A carrier may reuse an id (days later, or after a restart): the newest part wins.
+        await _executemany(
+            self._conn,
+            _FORGET_PART,
+            [{"b_connector": r["connector"], "b_id": r["smsc_id"]} for r in self._rows],
+        )
+        if self._rows:
+            await self._conn.execute(carrier_parts.insert(), self._rows)
+        await _executemany(
+            self._conn,
+            _FORGET_EARLY,
+            [
+                {"b_connector": connector, "b_id": key}
+                for connector, keys in self._consumed.items()
+                for key in keys
+            ],
+        )
+
+    def _statuses(self, handover: Handover) -> tuple[ChannelStatus | None, ...]:
+        early = self._early.get(handover.connector, {})
+        return tuple(
+            next((early[k] for k in part.lookups if k in early), None) for part in handover.parts
+        )
+
+
+async def purge(conn: AsyncConnection, before: float) -> None:
+    await conn.execute(carrier_receipts.delete().where(carrier_receipts.c.received_at < before))
+    await conn.execute(carrier_parts.delete().where(carrier_parts.c.created_at < before))
+
+
+async def _executemany(
+    conn: AsyncConnection, statement: sa.Executable, rows: list[dict[str, Any]]
+) -> None:
+    if rows:
+        await conn.execute(statement, rows)
+
+
+def _chunks(ids: Iterable[str]) -> list[list[str]]:
+    items = sorted(ids)
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
