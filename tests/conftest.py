@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from databases import BACKENDS, Databases
+
+# The third-party SMSC peers' helpers (tests/peers/peers_support.py) are imported by
+# name from the SMPP tests of every directory, not only from tests/peers.
+sys.path.insert(0, str(Path(__file__).parent / "peers"))
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -300,5 +308,30 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and config file, with non-None overrides on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment and config file, with non-None overrides on top.
+
+    Raises ValueError with a message naming each bad key (see :func:`describe`).
+    """
+    path = os.environ.get("BATGATE_CONFIG")
+    if path and not os.path.isfile(path):
+        raise ValueError(f"BATGATE_CONFIG names {path}, which is not a readable file")
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ValueError(describe(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per problem, each naming its key: `connectors.c1.port: …`."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        key = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "not a known setting (a typo?)"
+        elif "input" in error and error["type"] not in ("missing", "value_error"):
+            message += f" (got {error['input']!r})"
+        lines.append(f"{key}: {message}" if key else message)
+    return "; ".join(lines)

@@ -1,8 +1,8 @@
 """A text as SMPP parts: alphabets, packing, splitting by UDH / SAR / payload, reassembly.
 
-Reassembly here is written independently of the module under test: the GSM 03.38
-table from the standard (by septet), Python's UTF-16 and Latin-1 codecs, and the
-UDH / SAR layouts read field by field.
+Reassembly is written independently of the module under test (smpp_support: the GSM
+03.38 table from the standard, Python's UTF-16 and Latin-1 codecs, the UDH / SAR
+layouts read field by field).
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batgate.channels.smpp.pdu import Tag
+import smpp_support
 from batgate.channels.smpp.text import (
     GSM7,
     LATIN1,
     UCS2,
-    UDHI,
     Encoded,
     Split,
     encode_text,
@@ -24,84 +23,15 @@ from batgate.channels.smpp.text import (
     unpack_septets,
 )
 from batgate.domain.parts import sms_parts
-
-# 3GPP TS 23.038 table 6.2.1, septet 0x00 … 0x7F as code points (0x1B: the escape).
-SEPTET_TO_CODE_POINT = (
-    [0x40, 0xA3, 0x24, 0xA5, 0xE8, 0xE9, 0xF9, 0xEC, 0xF2, 0xC7, 0x0A, 0xD8, 0xF8, 0x0D, 0xC5, 0xE5]
-    + [0x394, 0x5F, 0x3A6, 0x393, 0x39B, 0x3A9, 0x3A0, 0x3A8, 0x3A3, 0x398, 0x39E, None]
-    + [0xC6, 0xE6, 0xDF, 0xC9, 0x20, 0x21, 0x22, 0x23, 0xA4]
-    + list(range(0x25, 0x40))
-    + [0xA1]
-    + list(range(0x41, 0x5B))
-    + [0xC4, 0xD6, 0xD1, 0xDC, 0xA7, 0xBF]
-    + list(range(0x61, 0x7B))
-    + [0xE4, 0xF6, 0xF1, 0xFC, 0xE0]
-)
-EXTENSION = {0x0A: "\f", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[", 0x3D: "~"}
-EXTENSION |= {0x3E: "]", 0x40: "|", 0x65: "\u20ac"}
-
-
-def septets_to_text(septets: bytes) -> str:
-    out, escaped = [], False
-    for s in septets:
-        if escaped:
-            out.append(EXTENSION[s])
-            escaped = False
-        elif s == 0x1B:
-            escaped = True
-        else:
-            code_point = SEPTET_TO_CODE_POINT[s]
-            assert code_point is not None
-            out.append(chr(code_point))
-    assert not escaped, "a part ends in the middle of an escape sequence"
-    return "".join(out)
-
-
-def read_part(data: bytes, coding: int, packed: bool, fill: int) -> str:
-    if coding == UCS2:
-        assert len(data) % 2 == 0
-        return data.decode("utf-16-be")  # strict: a split surrogate pair fails here
-    if coding == LATIN1:
-        return data.decode("latin-1")
-    if packed:
-        septets = unpack_septets(data, fill=fill)
-        if (len(data) * 8 - fill) % 7 == 0 and septets.endswith(b"\r"):
-            septets = septets[:-1]  # seven spare bits, filled with CR (23.038 §6.1.2.3.1)
-        return septets_to_text(septets)
-    return septets_to_text(data)
+from smpp_support import GSM_CHARS, Part
 
 
 def reassemble(encoded: Encoded, packed: bool) -> tuple[str, list[tuple[int, int, int]]]:
-    """The text back from the parts, and each part's (reference, total, index)."""
-    texts, numbering = [], []
-    for segment in encoded.segments:
-        data, fill = segment.short_message, 0
-        tlvs = {t.tag: t.value for t in segment.tlvs}
-        if Tag.MESSAGE_PAYLOAD in tlvs:
-            assert data == b""
-            data = tlvs[Tag.MESSAGE_PAYLOAD]
-        if segment.esm_class & UDHI:
-            udhl = data[0]
-            ie, ie_len = data[1], data[2]
-            assert udhl == ie_len + 2
-            if ie == 0x00:
-                numbering.append((data[3], data[4], data[5]))
-            else:
-                assert ie == 0x08
-                numbering.append((data[3] << 8 | data[4], data[5], data[6]))
-            header = udhl + 1
-            fill = (7 - header * 8 % 7) % 7
-            data = data[header:]
-        elif Tag.SAR_MSG_REF_NUM in tlvs:
-            numbering.append(
-                (
-                    int.from_bytes(tlvs[Tag.SAR_MSG_REF_NUM], "big"),
-                    tlvs[Tag.SAR_TOTAL_SEGMENTS][0],
-                    tlvs[Tag.SAR_SEGMENT_SEQNUM][0],
-                )
-            )
-        texts.append(read_part(data, encoded.data_coding, packed, fill))
-    return "".join(texts), numbering
+    parts = [
+        Part(s.short_message, s.esm_class, {t.tag: t.value for t in s.tlvs})
+        for s in encoded.segments
+    ]
+    return smpp_support.reassemble(parts, encoded.data_coding, packed)
 
 
 EMOJI = "\U0001f600"
@@ -185,12 +115,9 @@ def test_too_many_parts_is_refused() -> None:
         encode_text("a" * 153 * 256, alphabet="auto", split="udh", packed=False, reference=1)
 
 
-_GSM_CHARS = "".join(chr(c) for c in SEPTET_TO_CODE_POINT if c is not None) + "".join(
-    EXTENSION.values()
-)
 _texts = st.text(
     st.one_of(
-        st.sampled_from(_GSM_CHARS),
+        st.sampled_from(GSM_CHARS),
         st.characters(max_codepoint=0x1FFFF, exclude_categories=("Cs",)),
     ),
     max_size=700,

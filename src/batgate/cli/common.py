@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, NoReturn, TypeVar
@@ -28,6 +29,23 @@ DatabaseUrl = Annotated[
         show_default=False,
     ),
 ]
+
+
+ConfigFile = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        envvar="BATGATE_CONFIG",
+        help="A TOML settings file (connectors, routes, rates, …; see docs/configuration.md).",
+        show_default=False,
+    ),
+]
+
+
+def use_config(path: str | None) -> None:
+    """Read settings from `path` (every command reads them through load_settings)."""
+    if path is not None:
+        os.environ["BATGATE_CONFIG"] = path
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

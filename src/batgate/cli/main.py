@@ -12,7 +12,15 @@ import uvicorn
 
 from batgate import __version__
 from batgate.cli import accounts, rates, sandbox, user, webhooks
-from batgate.cli.common import DatabaseUrl, fail, open_store, run, settings_for
+from batgate.cli.common import (
+    ConfigFile,
+    DatabaseUrl,
+    fail,
+    open_store,
+    run,
+    settings_for,
+    use_config,
+)
 from batgate.config import Settings
 from batgate.observability import logs
 
@@ -38,6 +46,11 @@ app.command(rich_help_panel="Messages")(user.report)
 app.command()(sandbox.sandbox)
 
 
+@app.callback()
+def _options(config: ConfigFile = None) -> None:
+    use_config(config)
+
+
 def _logging(settings: Settings) -> None:
     logs.configure(settings.log_format, settings.log_level, settings.access_log)
 
@@ -47,6 +60,7 @@ def serve(
     host: Annotated[str | None, typer.Option(envvar="BATGATE_HOST", help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(envvar="BATGATE_PORT", help="TCP port.")] = None,
     database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
     workers: Annotated[
         bool, typer.Option("--workers/--no-workers", help="Run the delivery engine here too.")
     ] = True,
@@ -65,11 +79,12 @@ def serve(
     """Run the API (and, by default, the delivery engine) in one process."""
     from batgate.api.app import create_app
 
+    use_config(config)
     settings = settings_for(database_url, host=host, port=port, access_log=access_log)
     _logging(settings)
     if demo:
         _print_demo(settings)
-    config = uvicorn.Config(
+    server = uvicorn.Config(
         create_app(settings, workers=workers),
         host=settings.host,
         port=settings.port,
@@ -81,12 +96,13 @@ def serve(
         log_level=settings.log_level.lower(),
         lifespan="on",
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(server).run()
 
 
 @app.command()
 def worker(
     database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -106,6 +122,7 @@ def worker(
     """Run only the delivery engine (scale out next to `serve --no-workers`)."""
     from batgate.engine.runner import Engine
 
+    use_config(config)
     exporter = {"worker_port": metrics_port, "worker_host": metrics_host}
     overrides = {k: v for k, v in exporter.items() if v is not None}
     settings = settings_for(database_url, metrics=overrides or None)

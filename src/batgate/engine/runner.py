@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 
+from batgate.channels.base import Connector
 from batgate.channels.registry import build_connectors, close_connectors, start_connectors
 from batgate.config import Settings
+from batgate.domain.messages import Channel
 from batgate.engine.dispatcher import Dispatcher
 from batgate.engine.ratebook import RateBook, configured_rates
 from batgate.engine.receipts import StoredReceipts
@@ -49,6 +52,11 @@ class Engine:
             self._tasks.clear()
             # After the dispatcher: a graceful unbind once nothing is being sent.
             await close_connectors(self._connectors.values())
+
+    @property
+    def connectors(self) -> Mapping[Channel, Connector]:
+        """The connector serving each channel (one instance may serve several)."""
+        return self._connectors
 
     def wake(self) -> None:
         self.dispatcher.wake()

@@ -163,14 +163,14 @@ class SmppConnector:
     # -- life ------------------------------------------------------------------------
 
     async def start(self, wait: float = 2.0) -> None:
-        """Start binding every link; wait up to `wait` seconds for the first to bind."""
+        """Start binding every link; wait up to `wait` seconds for each to bind or fail once."""
         self._writer = asyncio.create_task(self._store_receipts(), name=f"{self.name} receipts")
-        for link in self._links:
-            link.task = asyncio.create_task(self._keep_link(link), name=f"{self.name} link")
-        try:
-            await asyncio.wait_for(self._up.wait(), wait)
-        except TimeoutError:
-            log.warning("connector %s: not bound after %.1f s; sends wait", self.name, wait)
+        tried = [asyncio.get_running_loop().create_future() for _ in self._links]
+        for link, first in zip(self._links, tried, strict=True):
+            link.task = asyncio.create_task(self._keep_link(link, first), name=f"{self.name} link")
+        await asyncio.wait(tried, timeout=wait)
+        if not self.bound_links:
+            log.warning("connector %s: not bound (%s); sends wait", self.name, self.down_reason)
 
     async def aclose(self) -> None:
         """Store and acknowledge the receipts in hand, then unbind every link."""
@@ -335,7 +335,7 @@ class SmppConnector:
 
     # -- links -------------------------------------------------------------------------
 
-    async def _keep_link(self, link: _Link) -> None:
+    async def _keep_link(self, link: _Link, first: asyncio.Future[None]) -> None:
         s = self._settings
         delay = s.reconnect_delay
         while not self._closing:
@@ -350,9 +350,11 @@ class SmppConnector:
                 self._link_failed(reason, f"cannot connect: {exc!r}")
             else:
                 delay = s.reconnect_delay
+                _settle(first)
                 await self._while_bound(link)
                 if self._closing:
                     return
+            _settle(first)
             # Jitter, so that links (and workers) do not come back in lockstep.
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, s.reconnect_max_delay)
@@ -458,6 +460,11 @@ class SmppConnector:
                     self._storing = False
                 for item in batch:
                     item.session.respond(item.pdu, MessageIdResp(item.pdu.command.response), status)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _usable(link: _Link) -> bool:

@@ -1,0 +1,167 @@
+"""Carrier receipts meeting their hand-overs in the real store, in either order.
+
+The dispatcher and the store are real (both backends); only the carrier is
+scripted: it answers each send with the SMSC's ids of the message's parts, as the
+SMPP connector does. Receipts go in through `store.receipts`, as the connector's
+receipt writer puts them. Time is a hand-moved clock, so nothing waits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from integration_support import Clock, new_message
+
+from batgate.channels.base import Outbound
+from batgate.channels.smpp.receipts import IdSpelling
+from batgate.config import DispatcherSettings, Settings
+from batgate.domain.messages import Channel
+from batgate.domain.outcomes import Accepted, CarrierId, Handover, PartReceipt, SendResult
+from batgate.domain.records import Account
+from batgate.domain.status import ChannelStatus as CS
+from batgate.domain.status import DeliveryStatus as DS
+from batgate.engine.dispatcher import Dispatcher
+from batgate.engine.ratebook import RateBook, configured_rates
+from batgate.store.manager import Store
+from databases import Raw
+
+T0 = 1_700_000_000.0
+SETTINGS = Settings.model_construct()
+D, U = CS.DELIVERED, CS.UNDELIVERABLE
+
+
+@dataclass
+class Scripted:
+    """A carrier that takes every message and names its parts as the test says."""
+
+    parts: tuple[CarrierId, ...]
+    sends: int = 0
+
+    async def send(self, message: Outbound) -> SendResult:
+        self.sends += 1
+        return Accepted(f"smpp-{self.sends}", handover=Handover("c1", self.parts))
+
+
+def ids(*keys: str) -> tuple[CarrierId, ...]:
+    return tuple(CarrierId(k) for k in keys)
+
+
+# Events: "send" — the dispatcher's tick hands the message over and writes the parts;
+# (key, status) — a receipt for that part id. After the events one more tick applies
+# what was announced. (id, parts, events, final status)
+CASES: list[tuple[str, tuple[str, ...], list[object], DS]] = [
+    ("receipt after the part", ("a",), ["send", ("a", D)], DS.DELIVERED),
+    ("receipt before the part", ("a",), [("a", D), "send"], DS.DELIVERED),
+    ("undeliverable after", ("a",), ["send", ("a", U)], DS.UNDELIVERABLE),
+    ("undeliverable before", ("a",), [("a", U), "send"], DS.UNDELIVERABLE),
+    ("all parts delivered", ("a", "b", "c"), ["send", ("a", D), ("c", D), ("b", D)], DS.DELIVERED),
+    ("parts both sides", ("a", "b", "c"), [("b", D), "send", ("a", D), ("c", D)], DS.DELIVERED),
+    ("all parts early", ("a", "b"), [("b", D), ("a", D), "send"], DS.DELIVERED),
+    ("one part fails", ("a", "b", "c"), ["send", ("a", D), ("b", U)], DS.UNDELIVERABLE),
+    ("one part fails early", ("a", "b", "c"), [("c", U), "send"], DS.UNDELIVERABLE),
+    ("a part missing", ("a", "b", "c"), ["send", ("a", D), ("c", D)], DS.PROCESSING),
+    ("no receipt yet", ("a",), ["send"], DS.PROCESSING),
+    ("a repeated receipt", ("a",), ["send", ("a", D), ("a", D)], DS.DELIVERED),
+    ("a receipt for another id", ("a",), ["send", ("z", D)], DS.PROCESSING),
+    ("the first word counts", ("a", "b"), ["send", ("a", U), ("a", D), ("b", D)], DS.UNDELIVERABLE),
+]
+
+
+async def _run(
+    store: Store,
+    account: Account,
+    parts: tuple[CarrierId, ...],
+    events: list[object],
+    lookups: dict[str, tuple[str, ...]] | None = None,
+) -> tuple[str, Scripted]:
+    clock = Clock(T0)
+    carrier = Scripted(parts)
+    dispatcher = Dispatcher(
+        store,
+        {channel: carrier for channel in Channel},
+        RateBook(store, configured_rates(SETTINGS.rates)),
+        DispatcherSettings(),
+        SETTINGS.fx,
+        clock=clock,
+    )
+    _, (message_id,) = await store.insert_batch(account, [new_message()], clock())
+    for event in events:
+        clock.advance(0.1)
+        if event == "send":
+            assert await dispatcher.tick() == 1
+        else:
+            key, status = event  # type: ignore[misc]
+            aliases = (lookups or {}).get(key, ())
+            await store.receipts.record(
+                "c1", [PartReceipt(CarrierId(key, aliases), status)], clock()
+            )
+    clock.advance(0.1)
+    await dispatcher.tick()
+    return message_id, carrier
+
+
+@pytest.mark.parametrize(
+    ("parts", "events", "final"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+async def test_receipts_meet_their_parts(
+    store: Store, account: Account, parts: tuple[str, ...], events: list[object], final: DS
+) -> None:
+    message_id, carrier = await _run(store, account, ids(*parts), events)
+    record = await store.get_message(message_id)
+    assert record is not None
+    assert record.progress.status is final
+    assert carrier.sends == 1
+    if final.is_final:
+        assert record.progress.steps == (CS(final.value),)
+
+
+@pytest.mark.parametrize(
+    ("mode", "resp", "receipt"),
+    [
+        ("auto", "1A2B", "6699"),
+        ("auto", "6699", "1a2b"),
+        ("same", "000123", "123"),
+        ("hex_to_decimal", "ff", "255"),
+    ],
+)
+@pytest.mark.parametrize("early", [False, True], ids=["after", "before"])
+async def test_ids_in_another_spelling_meet(
+    store: Store, account: Account, mode: str, resp: str, receipt: str, early: bool
+) -> None:
+    spelling = IdSpelling(mode)  # type: ignore[arg-type]
+    key = spelling.part_key(resp)
+    part = CarrierId(key, spelling.part_lookups(key)[1:])
+    lookups = spelling.lookups(receipt)
+    events: list[object] = [(lookups[0], D), "send"] if early else ["send", (lookups[0], D)]
+    message_id, _ = await _run(store, account, (part,), events, {lookups[0]: lookups[1:]})
+    record = await store.get_message(message_id)
+    assert record is not None and record.progress.status is DS.DELIVERED
+
+
+async def test_parts_and_early_receipts_are_cleaned_up(
+    store: Store, account: Account, raw: Raw
+) -> None:
+    await _run(store, account, ids("a", "b"), [("a", D), "send", ("b", D)])
+    assert raw.scalar("SELECT count(*) FROM carrier_parts") == 0
+    assert raw.scalar("SELECT count(*) FROM carrier_receipts") == 0
+
+
+async def test_rematch_closes_the_race_of_two_transactions(
+    store: Store, account: Account, raw: Raw
+) -> None:
+    """An early receipt stored while the part's transaction was open (PostgreSQL can let
+    both miss each other): the rematch round matches it a little later."""
+    message_id, _ = await _run(store, account, ids("a"), ["send"])
+    at = T0 + 1.0
+    raw.execute(
+        "INSERT INTO carrier_receipts (connector, smsc_id, aliases, status, received_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        ("c1", "a", "", "delivered", at),
+    )
+    assert await store.receipts.rematch(now=at + 0.5) == 0  # too young: still taken the usual way
+    assert await store.receipts.rematch(now=at + 2.0) == 1
+    record = await store.get_message(message_id)
+    assert record is not None and record.progress.receipt is CS.DELIVERED
+    assert raw.scalar("SELECT count(*) FROM carrier_receipts") == 0
+    assert await store.receipts.rematch(now=at + 4.0) == 0

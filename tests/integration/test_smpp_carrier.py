@@ -1,0 +1,351 @@
+"""The SMPP connector with the whole engine, against a third-party SMSC (smpp34's Server).
+
+The SMSC runs as a process of its own (tests/peers/smsc34.py): smpp34's Rust server
+handles binds, framing and PDUs; its small driver decides outcomes by the
+destination's last four digits and sends receipts with esm_class 0x04, the
+`receipted_message_id` and `message_state` TLVs and the classic text. The store and
+the engine are real (both backends); messages go in through the store, statuses
+are read back from it, and the SMSC's own records say what it was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from peers_support import Peer, control, start_peer, stop_peer
+
+from batgate.channels.smpp.connector import SmppConnector
+from batgate.config import DispatcherSettings, Settings
+from batgate.domain.messages import Channel, MessageType, NewMessage, Step
+from batgate.domain.parts import sms_parts
+from batgate.domain.records import Account, MessageRecord
+from batgate.domain.status import ChannelStatus as CS
+from batgate.domain.status import DeliveryStatus as DS
+from batgate.engine.runner import Engine
+from batgate.store.manager import Store
+from smpp_support import Part, reassemble
+
+_serial = itertools.count(100)
+FINAL_WAIT = 20.0
+
+
+def number(ending: str) -> str:
+    """A fresh Ukrainian mobile number ending in `ending` (unique within the test run)."""
+    return f"+38050{next(_serial):03d}{ending}"
+
+
+def sms(to: str, text: str = "Order #1001 confirmed", ttl: int = 3600) -> NewMessage:
+    step = Step(MessageType.SMS, to, "Shop", text, None, ttl, sms_parts(text).parts)
+    return NewMessage(customer_message_id=None, steps=(step,))
+
+
+def carrier(peer: Peer, **overrides: Any) -> dict[str, Any]:
+    return {
+        "kind": "smpp",
+        "host": "127.0.0.1",
+        "port": peer.port,
+        "system_id": "batgate",
+        "password": "secret",
+        "window": 16,
+        "reconnect_delay": 0.2,
+        "reconnect_max_delay": 1.0,
+        "throttle_delay": 0.2,
+        "response_timeout": 5.0,
+        **overrides,
+    }
+
+
+@asynccontextmanager
+async def running(store: Store, connector: dict[str, Any]) -> AsyncIterator[Engine]:
+    """The engine of one process, its SMS routed to `connector`, bound before it yields."""
+    settings = Settings(
+        connectors={"carrier": connector},
+        routes={"sms": "carrier"},
+        dispatcher=DispatcherSettings(poll_interval=0.05, retry_delays=[0.2, 0.2]),
+    )
+    engine = Engine(store, settings)
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+
+
+def smpp_of(engine: Engine) -> SmppConnector:
+    connector = engine.connectors[Channel.SMS]
+    assert isinstance(connector, SmppConnector)
+    return connector
+
+
+async def send(store: Store, account: Account, engine: Engine, *batch: NewMessage) -> list[str]:
+    _, ids = await store.insert_batch(account, batch, time.time())
+    engine.wake()
+    return ids
+
+
+async def wait_final(
+    store: Store, ids: Sequence[str], timeout: float = FINAL_WAIT
+) -> dict[str, MessageRecord]:
+    deadline = time.monotonic() + timeout
+    while True:
+        records = {i: await store.get_message(i) for i in ids}
+        done = {i: r for i, r in records.items() if r is not None and r.progress.status.is_final}
+        if len(done) == len(ids) or time.monotonic() > deadline:
+            missing = {i: r and r.progress for i, r in records.items() if i not in done}
+            assert not missing, f"not final after {timeout} s: {missing}"
+            return done
+        await asyncio.sleep(0.05)
+
+
+async def stats(peer: Peer, messages: bool = False) -> dict[str, Any]:
+    found: dict[str, Any] = await control(
+        peer, "GET", "/stats?messages=1" if messages else "/stats"
+    )
+    return found
+
+
+async def wait_stats(peer: Peer, ready: Any, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await stats(peer)
+        if ready(found):
+            return found
+        assert time.monotonic() < deadline, f"the SMSC never got there: {found}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def smsc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
+    peer = start_peer("smsc34.py", [], tmp_path_factory.mktemp("smsc34"))
+    try:
+        yield peer
+    finally:
+        assert stop_peer(peer) == 0, peer.log()
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[list[Peer]]:
+    """Peers of this test alone, with other command-line options; stopped after it."""
+    peers: list[Peer] = []
+    yield peers
+    for peer in peers:
+        assert stop_peer(peer) == 0, peer.log()
+
+
+def start(fresh: list[Peer], tmp_path: Path, script: str, *args: str) -> Peer:
+    peer = start_peer(script, list(args), tmp_path)
+    fresh.append(peer)
+    return peer
+
+
+# -- outcomes by destination -------------------------------------------------------------
+
+# (ending, what the SMSC does, final status, submits the SMSC sees)
+OUTCOMES = [
+    ("4567", "accepts, DELIVRD", DS.DELIVERED, 1),
+    ("0001", "accepts, UNDELIV", DS.UNDELIVERABLE, 1),
+    ("0002", "ESME_RTHROTTLED twice, then accepts", DS.DELIVERED, 3),
+    ("0003", "ESME_RINVDSTADR", DS.UNDELIVERABLE, 1),
+    ("0004", "accepts, REJECTD", DS.UNDELIVERABLE, 1),
+    ("0006", "the receipt before the submit_sm_resp", DS.DELIVERED, 1),
+    ("0007", "ENROUTE, then DELIVRD", DS.DELIVERED, 1),
+    ("0009", "accepts, EXPIRED", DS.UNDELIVERABLE, 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("ending", "final", "submits"),
+    [(e, f, s) for e, _, f, s in OUTCOMES],
+    ids=[o[1] for o in OUTCOMES],
+)
+async def test_outcomes_by_destination(
+    store: Store, account: Account, smsc: Peer, ending: str, final: DS, submits: int
+) -> None:
+    to = number(ending)
+    async with running(store, carrier(smsc)) as engine:
+        (message_id,) = await send(store, account, engine, sms(to))
+        record = (await wait_final(store, [message_id]))[message_id]
+    assert record.progress.status is final
+    assert record.progress.steps == (CS(final.value),)
+    assert record.progress.attempts == 0  # throttling waits without using attempts
+    assert (await stats(smsc))["byDestination"][to.removeprefix("+")] == submits
+
+
+async def test_no_receipt_ends_undeliverable_at_the_ttl(
+    store: Store, account: Account, smsc: Peer
+) -> None:
+    async with running(store, carrier(smsc)) as engine:
+        (message_id,) = await send(store, account, engine, sms(number("0005"), ttl=2))
+        await asyncio.sleep(0.5)
+        waiting = await store.get_message(message_id)
+        assert waiting is not None and waiting.progress.status is DS.PROCESSING
+        record = (await wait_final(store, [message_id]))[message_id]
+    assert record.progress.status is DS.UNDELIVERABLE
+
+
+# -- long messages -------------------------------------------------------------------
+
+GSM_LONG = "Your order #1001 {is} [ready] for pick-up at €12.50 - thank you! " * 6
+UCS_LONG = "Ваше замовлення №1001 готове 😀 — дякуємо! " * 4
+# (id, text, split, packed GSM-7, data_coding the SMSC must see)
+LONG = [
+    ("gsm7 udh", GSM_LONG, "udh", False, 0x00),
+    ("gsm7 udh packed", GSM_LONG, "udh", True, 0x00),
+    ("gsm7 udh16", GSM_LONG, "udh16", False, 0x00),
+    ("gsm7 sar", GSM_LONG, "sar", False, 0x00),
+    ("gsm7 payload", GSM_LONG, "payload", False, 0x00),
+    ("ucs2 udh", UCS_LONG, "udh", False, 0x08),
+    ("ucs2 sar", UCS_LONG, "sar", False, 0x08),
+    ("ucs2 payload", UCS_LONG, "payload", False, 0x08),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "split", "packed", "coding"), [c[1:] for c in LONG], ids=[c[0] for c in LONG]
+)
+async def test_long_messages_arrive_whole(
+    store: Store,
+    account: Account,
+    smsc: Peer,
+    text: str,
+    split: str,
+    packed: bool,
+    coding: int,
+) -> None:
+    to = number("4567")
+    settings = carrier(smsc, split=split, gsm7_packed=packed)
+    async with running(store, settings) as engine:
+        (message_id,) = await send(store, account, engine, sms(to, text))
+        record = (await wait_final(store, [message_id]))[message_id]
+    assert record.progress.status is DS.DELIVERED
+    seen = [m for m in (await stats(smsc, messages=True))["messages"] if m["destination"] == to[1:]]
+    expected_parts = 1 if split == "payload" else sms_parts(text).parts
+    assert len(seen) == expected_parts > 0
+    assert {m["dataCoding"] for m in seen} == {coding}
+    parts = [
+        Part(
+            bytes.fromhex(m["shortMessage"]),
+            m["esmClass"],
+            {int(tag, 16): bytes.fromhex(value) for tag, value in m["tlvs"].items()},
+        )
+        for m in seen
+    ]
+    back, numbering = reassemble(parts, coding, packed)
+    assert back == text
+    if expected_parts > 1:
+        references = {ref for ref, _, _ in numbering}
+        assert len(references) == 1
+        assert [(total, index) for _, total, index in numbering] == [
+            (expected_parts, i) for i in range(1, expected_parts + 1)
+        ]
+
+
+# -- receipts as SMSCs spell them ---------------------------------------------------------
+
+SPELLINGS = [
+    ("text only, 12-digit dates", ["--receipt-format", "text", "--date-digits", "12"], "auto"),
+    ("TLVs only", ["--receipt-format", "tlv"], "auto"),
+    ("hex ids, decimal receipts", ["--id-format", "hex", "--receipt-id-format", "decimal"], "auto"),
+    ("decimal ids, hex receipts", ["--receipt-id-format", "hex"], "decimal_to_hex"),
+    ("leading zeros", ["--id-zero-pad", "12", "--receipt-format", "text"], "same"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "receipt_ids"), [c[1:] for c in SPELLINGS], ids=[c[0] for c in SPELLINGS]
+)
+async def test_receipts_as_smscs_spell_them(
+    store: Store,
+    account: Account,
+    fresh: list[Peer],
+    tmp_path: Path,
+    args: list[str],
+    receipt_ids: str,
+) -> None:
+    peer = start(fresh, tmp_path, "smsc34.py", *args)
+    batch = [sms(number("4567")) for _ in range(20)] + [sms(number("0001")) for _ in range(5)]
+    async with running(store, carrier(peer, receipt_ids=receipt_ids)) as engine:
+        ids = await send(store, account, engine, *batch)
+        records = await wait_final(store, ids)
+    statuses = [records[i].progress.status for i in ids]
+    assert statuses == [DS.DELIVERED] * 20 + [DS.UNDELIVERABLE] * 5
+
+
+# -- the connection -------------------------------------------------------------------
+
+
+async def test_connection_dropped_mid_window(store: Store, account: Account, smsc: Peer) -> None:
+    """Nothing is lost, and only the submits that had no answer are sent again."""
+    await control(smsc, "POST", "/reset")
+    held = [number("0008") for _ in range(5)]  # the SMSC keeps these unanswered
+    answered = [number("4567") for _ in range(40)]
+    async with running(store, carrier(smsc, window=64)) as engine:
+        ids = await send(store, account, engine, *(sms(to) for to in held + answered))
+        await wait_stats(smsc, lambda s: s["held"] == 5 and s["accepted"] == 40)
+        dropped = await control(smsc, "POST", "/drop")
+        assert dropped["dropped"] >= 1
+        records = await wait_final(store, ids)
+        resends = smpp_of(engine).resends
+    assert {r.progress.status for r in records.values()} == {DS.DELIVERED}
+    by_destination = (await stats(smsc))["byDestination"]
+    assert [by_destination[to[1:]] for to in held] == [2] * 5
+    assert [by_destination[to[1:]] for to in answered] == [1] * 40
+    assert resends == 5
+
+
+async def test_the_window_is_enforced(store: Store, account: Account, smsc: Peer) -> None:
+    await control(smsc, "POST", "/reset")
+    async with running(store, carrier(smsc, window=2)) as engine:
+        ids = await send(store, account, engine, *(sms(number("0008")) for _ in range(6)))
+        await wait_stats(smsc, lambda s: s["held"] == 2)
+        await asyncio.sleep(0.5)  # had the window let more through, they would be here
+        assert (await stats(smsc))["submits"] == 2
+        await control(smsc, "POST", "/drop")
+        records = await wait_final(store, ids)
+    assert {r.progress.status for r in records.values()} == {DS.DELIVERED}
+
+
+async def test_no_answer_in_time_is_sent_again_and_counted(
+    store: Store, account: Account, smsc: Peer
+) -> None:
+    to = number("0008")
+    async with running(store, carrier(smsc, response_timeout=0.5)) as engine:
+        (message_id,) = await send(store, account, engine, sms(to))
+        record = (await wait_final(store, [message_id]))[message_id]
+        resends = smpp_of(engine).resends
+    assert record.progress.status is DS.DELIVERED
+    assert record.progress.attempts == 1  # the unanswered submit was an attempt
+    assert (await stats(smsc))["byDestination"][to[1:]] == 2
+    assert resends == 1
+
+
+async def test_several_connections(
+    store: Store, account: Account, fresh: list[Peer], tmp_path: Path
+) -> None:
+    peer = start(fresh, tmp_path, "smsc34.py")
+    async with running(store, carrier(peer, connections=3)) as engine:
+        assert smpp_of(engine).bound_links == 3
+        ids = await send(store, account, engine, *(sms(number("4567")) for _ in range(60)))
+        records = await wait_final(store, ids)
+    assert {r.progress.status for r in records.values()} == {DS.DELIVERED}
+    assert (await stats(peer))["binds"] == 3
+
+
+async def test_throughput_is_limited_per_connection(
+    store: Store, account: Account, fresh: list[Peer], tmp_path: Path
+) -> None:
+    peer = start(fresh, tmp_path, "smsc34.py")
+    async with running(store, carrier(peer, throughput=20)) as engine:
+        ids = await send(store, account, engine, *(sms(number("4567")) for _ in range(15)))
+        await wait_final(store, ids)
+    times = sorted(m["at"] for m in (await stats(peer, messages=True))["messages"])
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # 20/s is one every 50 ms; the SMSC's clock may see two sent 50 ms apart a little closer.
+    assert min(gaps) >= 0.04, gaps
