@@ -349,3 +349,49 @@ async def test_throughput_is_limited_per_connection(
     gaps = [b - a for a, b in itertools.pairwise(times)]
     # 20/s is one every 50 ms; the SMSC's clock may see two sent 50 ms apart a little closer.
     assert min(gaps) >= 0.04, gaps
+
+
+# -- smpp.twisted3's server: real bind authentication, unbind_resp, data_sm receipts -----------
+
+
+def twisted_peer(fresh: list[Peer], tmp_path: Path) -> Peer:
+    return start(
+        fresh, tmp_path, "smsc_twisted.py", "--system-id", "batgate", "--password", "secret"
+    )
+
+
+async def test_wrong_password_marks_the_connector_down_and_messages_wait(
+    store: Store, account: Account, fresh: list[Peer], tmp_path: Path
+) -> None:
+    peer = twisted_peer(fresh, tmp_path)
+    async with running(store, carrier(peer, password="wrong")) as engine:
+        connector = smpp_of(engine)
+        assert connector.bound_links == 0
+        assert "ESME_RINVPASWD" in connector.down_reason
+        assert "check system_id and password" in connector.down_reason
+        (message_id,) = await send(store, account, engine, sms(number("4567")))
+        await asyncio.sleep(1.5)
+        record = await store.get_message(message_id)
+    assert record is not None
+    assert record.progress.status is DS.SCHEDULED  # waiting, its attempts untouched
+    assert record.progress.attempts == 0
+    found = await stats(peer)
+    assert found["bindFailures"] >= 1 and found["binds"] == 0 and found["submits"] == 0
+
+
+@pytest.mark.parametrize("bind", ["transceiver", "transmitter_receiver"])
+async def test_twisted_smsc_delivers_and_is_unbound_gracefully(
+    store: Store, account: Account, fresh: list[Peer], tmp_path: Path, bind: str
+) -> None:
+    peer = twisted_peer(fresh, tmp_path)
+    batch = [sms(number("4567")), sms(number("0001")), sms(number("0010"))]  # 0010: data_sm
+    async with running(store, carrier(peer, bind=bind)) as engine:
+        ids = await send(store, account, engine, *batch)
+        records = await wait_final(store, ids)
+    statuses = [records[i].progress.status for i in ids]
+    assert statuses == [DS.DELIVERED, DS.UNDELIVERABLE, DS.DELIVERED]
+    binds = 2 if bind == "transmitter_receiver" else 1
+    found = await wait_stats(peer, lambda s: s["unbindResps"] == binds)
+    assert found["binds"] == binds
+    assert found["unbinds"] == binds  # every session unbound by us, none dropped
+    assert found["receiptsAcked"] == 3
