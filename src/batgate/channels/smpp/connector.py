@@ -42,6 +42,7 @@ from batgate.channels.smpp.pdu import (
     DataSm,
     MessageIdResp,
     Pdu,
+    PduError,
     ShortMessage,
     Status,
     status_name,
@@ -51,9 +52,9 @@ from batgate.channels.smpp.session import (
     BindRefused,
     LinkClosed,
     NoAnswer,
+    NotSent,
     Session,
     SessionSettings,
-    WindowFull,
     message_id_of,
 )
 from batgate.config import SmppSettings
@@ -245,16 +246,17 @@ class SmppConnector:
             self._resend_counter.inc()
         try:
             answer = await session.submit(body, deadline)
-        except WindowFull as exc:
+        except NotSent as exc:
             return Failed(str(exc), retryable=True, retry_after=self._settings.throttle_delay)
         except LinkClosed as exc:
             u.unanswered.add(index)
             metrics.smpp_submits(self.name, "no_answer").inc()
             return Failed(str(exc), retryable=True, retry_after=self._settings.reconnect_delay)
-        except NoAnswer as exc:
+        except (NoAnswer, PduError) as exc:
+            # An answer we cannot read is as good as none: the SMSC may have taken it.
             u.unanswered.add(index)
             metrics.smpp_submits(self.name, "no_answer").inc()
-            return Failed(str(exc), retryable=True)
+            return Failed(f"{self.name}: {exc}", retryable=True)
         u.unanswered.discard(index)
         status = answer.status
         if status == Status.ESME_ROK:
@@ -345,6 +347,8 @@ class SmppConnector:
                 self._link_failed(status_name(exc.status), f"{exc} — check system_id and password")
             except NoAnswer:
                 self._link_failed("timeout", "no answer to the bind")
+            except PduError as exc:
+                self._link_failed("malformed", f"an unreadable answer to the bind: {exc}")
             except (OSError, TimeoutError) as exc:
                 reason = "timeout" if isinstance(exc, TimeoutError) else "connect"
                 self._link_failed(reason, f"cannot connect: {exc!r}")

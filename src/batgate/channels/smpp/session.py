@@ -59,8 +59,8 @@ class NoAnswer(SessionError):
     """No response within the timeout; the SMSC may have taken the request even so."""
 
 
-class WindowFull(SessionError):
-    """No window slot freed up in time: the request was not sent."""
+class NotSent(SessionError):
+    """The request was not sent: no window slot freed up, or its time ran out first."""
 
 
 class BindRefused(SessionError):
@@ -179,13 +179,16 @@ class Session(asyncio.Protocol):
                 try:
                     await asyncio.wait_for(self._window.acquire(), deadline - self._loop.time())
                 except TimeoutError:
-                    raise WindowFull(f"{self.name}: the window stayed full") from None
+                    raise NotSent(f"{self.name}: the window stayed full") from None
             else:
                 await self._window.acquire()
             try:
                 await self._pace()
-                timeout = min(self.settings.response_timeout, deadline - self._loop.time())
-                return await self.request(body, max(0.001, timeout))
+                left = deadline - self._loop.time()
+                if left <= 0:
+                    # Sent now, it could only time out and be sent again: a duplicate.
+                    raise NotSent(f"{self.name}: its time ran out before it could be sent")
+                return await self.request(body, min(self.settings.response_timeout, left))
             finally:
                 self._window.release()
         finally:
