@@ -18,6 +18,7 @@ from typing import Any
 import bigdb
 import scaleout
 import seeding
+import smpp
 import webhooks
 import wrk
 from backends import Backend
@@ -53,6 +54,7 @@ class Options:
     big_messages: int = 5_000_000
     database: str = "both"
     postgres: str = ""
+    quick: bool = False
 
 
 @dataclass
@@ -113,6 +115,16 @@ class Bench:
         self.results.doc["webhooks"] = doc
         self.results.rows.append(row)
         log(f"webhooks: {row.result}")
+
+    # -- (f) smpp -------------------------------------------------------------
+
+    def smpp(self) -> None:
+        log("smpp: the bare client, the connector, and end to end through SMPP")
+        pool = [n for n in self.pool if n[-4:] not in smpp.SMSC_ENDINGS]
+        bodies = seeding.send_bodies(pool[: len(pool) // SEND_BATCH * SEND_BATCH], SEND_BATCH)
+        doc, rows = smpp.run(self.servers, bodies, self.opts.quick)
+        self.results.doc["smpp"] = doc
+        self.results.rows.extend(rows)
 
     # -- (a) send -------------------------------------------------------------
 

@@ -9,6 +9,8 @@
 (d) memory: RSS of `batgate serve --no-workers` after 1,000,000 messages stored
     through the API, and the database's size;
 (e) webhooks: signed events delivered per second to a local receiver;
+(f) smpp: through SMPP to a local SMSC (smpp34's server): the connector against a bare
+    asyncio client, and end to end with window 1 and 64 (bench/smpp.py);
 
 and on SQLite and on PostgreSQL (`--database`; `pg-…` phases are PostgreSQL's):
 *-send-scale, *-status-scale: send, and status lookups from the database, with
@@ -50,6 +52,7 @@ PHASES = (
     "status",
     "rss",
     "webhooks",
+    "smpp",
     "sqlite-send-scale",
     "pg-send-scale",
     "sqlite-status-scale",
@@ -113,6 +116,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         big_messages=a.big_messages or (500_000 if a.quick else 5_000_000),
         database=a.database or "both",
         postgres=a.postgres,
+        quick=a.quick,
     )
 
 
@@ -133,6 +137,7 @@ def _steps(bench: Bench) -> dict[str, Callable[[], None]]:
         "status": bench.status,
         "rss": bench.rss,
         "webhooks": bench.webhooks,
+        "smpp": bench.smpp,
     }
     for name, prefix in (("sqlite", "sqlite"), ("postgresql", "pg")):
         steps[f"{prefix}-send-scale"] = functools.partial(bench.send_scale, name)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from batgate.channels.base import Connector, Outbound
 from batgate.config import DispatcherSettings
-from batgate.domain.lifecycle import Transition, on_due, on_sent
+from batgate.domain.lifecycle import Transition, on_due, on_receipt, on_sent
 from batgate.domain.messages import Channel
 from batgate.domain.notifications import Notification, webhook_payload
 from batgate.domain.outcomes import Accepted, Failed, SendResult
@@ -101,7 +101,7 @@ class Dispatcher:
         self._note_reclaims(records)
         rates = await self._ratebook.table()
         planned = await asyncio.gather(*(self._plan_safely(r, rates) for r in records))
-        changes = [c for c in planned if c is not None]
+        changes = await self._settle_early([c for c in planned if c is not None], rates)
         applied = await self._record(changes, lease_ends)
         _count_applied(changes, applied, self._clock())
         if any(ok and c.notifications for ok, c in zip(applied, changes, strict=True)):
@@ -165,6 +165,40 @@ class Dispatcher:
         priced = self._price(record, transition, rates)
         notifications = self._notifications(record, transition, priced, self._clock())
         return Change(record, transition, priced, tuple(notifications), handover)
+
+    async def _settle_early(self, changes: list[Change], rates: RateTable) -> list[Change]:
+        """Apply receipts that came while their parts were being handed over.
+
+        A fast carrier's receipt often arrives before this tick has written the
+        hand-over; it waits as an early receipt (batgate.store.handovers). Reading
+        those now lets the message go to its final status in this very write,
+        instead of one more claim and write later. A receipt that comes after this
+        look is taken in the write's transaction and applied by the next tick.
+        """
+        handovers = [c.handover for c in changes if c.handover is not None]
+        if not handovers:
+            return changes
+        try:
+            early = await self._store.receipts.early(handovers)
+        except Exception:  # only a shortcut: the write takes them anyway
+            log.exception("reading early receipts failed")
+            return changes
+        now = self._clock()
+        settled: list[Change] = []
+        for change in changes:
+            handover, before = change.handover, change.transition
+            outcome = early.outcome(handover) if handover is not None else None
+            after = None
+            if outcome is not None and before is not None:
+                after = on_receipt(before.progress, outcome, change.record.chain, now)
+            if after is None or before is None:
+                settled.append(change)
+                continue
+            both = Transition(after.progress, before.entered + after.entered)
+            priced = self._price(change.record, both, rates)
+            notifications = self._notifications(change.record, both, priced, now)
+            settled.append(Change(change.record, both, priced, tuple(notifications), handover))
+        return settled
 
     def _notifications(
         self, record: MessageRecord, t: Transition, priced: Priced, now: float

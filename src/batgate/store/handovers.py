@@ -123,6 +123,11 @@ class Receipts:
         self._db = db
         self._purged_at = 0.0
 
+    async def early(self, handovers: Sequence[Handover]) -> EarlyReceipts:
+        """The receipts already in for these hand-overs' parts (a read, no lock)."""
+        async with self._db.reader.connect() as conn:
+            return await EarlyReceipts.read(conn, handovers)
+
     async def record(
         self, connector: str, receipts: Sequence[PartReceipt], now: float | None = None
     ) -> int:
@@ -273,51 +278,66 @@ async def _keep_early(
 # -- the hand-over side: parts recorded with the move to processing ----------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """What recording a hand-over found: its outcome when receipts came first for all
-    its parts (or one said undeliverable), else None."""
+class EarlyReceipts:
+    """The receipts that came before the parts of some hand-overs, read in one
+    statement per connector: what each hand-over's outcome already is."""
 
-    outcome: ChannelStatus | None
-    part_rows: tuple[dict[str, Any], ...]
-    consumed: tuple[str, ...]
+    def __init__(self, found: dict[str, dict[str, ChannelStatus]]) -> None:
+        self._found = found
 
-
-class HandoverBook:
-    """Hand-overs of one transaction (the dispatcher's batch): early receipts are read
-    for all of them in one statement per connector, and their parts written at once."""
-
-    def __init__(self, conn: AsyncConnection, now: float) -> None:
-        self._conn = conn
-        self._now = now
-        self._early: dict[str, dict[str, ChannelStatus]] = {}
-        self._rows: list[dict[str, Any]] = []
-        self._consumed: dict[str, set[str]] = {}
-
-    async def look_up(self, handovers: Iterable[Handover]) -> None:
-        """Read the early receipts any of `handovers` may have."""
+    @classmethod
+    async def read(cls, conn: AsyncConnection, handovers: Iterable[Handover]) -> EarlyReceipts:
         wanted: dict[str, set[str]] = {}
         for handover in handovers:
             ids = wanted.setdefault(handover.connector, set())
             for part in handover.parts:
                 ids.update(part.lookups)
+        found: dict[str, dict[str, ChannelStatus]] = {}
         for connector, ids in wanted.items():
-            found = self._early.setdefault(connector, {})
+            of_connector = found.setdefault(connector, {})
             for chunk in _chunks(ids):
-                rows = await self._conn.execute(_EARLY_ROWS, {"connector": connector, "ids": chunk})
-                found.update((smsc_id, ChannelStatus(status)) for smsc_id, status in rows)
+                rows = await conn.execute(_EARLY_ROWS, {"connector": connector, "ids": chunk})
+                of_connector.update((smsc_id, ChannelStatus(status)) for smsc_id, status in rows)
+        return cls(found)
+
+    def statuses(self, handover: Handover) -> tuple[ChannelStatus | None, ...]:
+        """Each part's early receipt, or None."""
+        early = self._found.get(handover.connector, {})
+        return tuple(
+            next((early[k] for k in part.lookups if k in early), None) for part in handover.parts
+        )
 
     def outcome(self, handover: Handover) -> ChannelStatus | None:
         """The hand-over's outcome from early receipts alone (None: wait for more)."""
-        return handover_outcome(self._statuses(handover))
+        return handover_outcome(self.statuses(handover))
+
+    def taken_by(self, handover: Handover) -> set[str]:
+        """The ids of the early receipts this hand-over's parts take."""
+        early = self._found.get(handover.connector, {})
+        return {k for part in handover.parts for k in part.lookups if k in early}
+
+
+class HandoverBook:
+    """Hand-overs written in one transaction (the dispatcher's batch): their early
+    receipts are read at once, and their parts written at once."""
+
+    def __init__(self, conn: AsyncConnection, now: float, early: EarlyReceipts) -> None:
+        self._conn = conn
+        self._now = now
+        self.early = early
+        self._rows: list[dict[str, Any]] = []
+        self._consumed: dict[str, set[str]] = {}
+
+    @classmethod
+    async def open(
+        cls, conn: AsyncConnection, now: float, handovers: Iterable[Handover]
+    ) -> HandoverBook:
+        return cls(conn, now, await EarlyReceipts.read(conn, handovers))
 
     def add(self, message_id: str, carrier_ref: str, handover: Handover) -> None:
         """Record the parts of a hand-over that was written (and take its early receipts)."""
-        early = self._early.get(handover.connector, {})
-        statuses = self._statuses(handover)
-        consumed = self._consumed.setdefault(handover.connector, set())
-        for part in handover.parts:
-            consumed.update(k for k in part.lookups if k in early)
+        self._consumed.setdefault(handover.connector, set()).update(self.early.taken_by(handover))
+        statuses = self.early.statuses(handover)
         if handover_outcome(statuses) is not None:
             return  # ended already: the message carries the outcome, no parts to keep
         for part, status in zip(handover.parts, statuses, strict=True):
@@ -350,12 +370,6 @@ class HandoverBook:
                 for connector, keys in self._consumed.items()
                 for key in keys
             ],
-        )
-
-    def _statuses(self, handover: Handover) -> tuple[ChannelStatus | None, ...]:
-        early = self._early.get(handover.connector, {})
-        return tuple(
-            next((early[k] for k in part.lookups if k in early), None) for part in handover.parts
         )
 
 

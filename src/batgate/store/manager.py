@@ -18,7 +18,7 @@ from batgate.domain.notifications import Notification
 from batgate.domain.outcomes import Handover
 from batgate.domain.pricing import Rate
 from batgate.domain.records import Account, MessageRecord
-from batgate.domain.status import DeliveryStatus
+from batgate.domain.status import ChannelStatus, DeliveryStatus
 from batgate.store import dialects, handovers
 from batgate.store.database import Database
 from batgate.store.idempotency import (
@@ -354,19 +354,26 @@ class Store:
         hooks: dict[int, bool] = {}
         async with self.db.writer.begin() as conn:
             book = await _handover_book(conn, changes, now)
+            statements = []
             for change in changes:
                 statement, params = _change_statement(change, now)
-                handover = change.handover if change.transition is not None else None
-                if book is not None and handover is not None:
-                    outcome = book.outcome(handover)
-                    if outcome is not None:
-                        # Its receipts came first: announced with the move, due at once.
+                handover, transition = change.handover, change.transition
+                if book is not None and handover is not None and transition is not None:
+                    outcome = book.early.outcome(handover)
+                    progress = transition.progress
+                    if outcome is not None and progress.step_status is ChannelStatus.PROCESSING:
+                        # Its receipts came first (after the dispatcher looked): announced
+                        # with the move, due at once.
                         params.update(v_receipt=outcome.value, v_due_at=now)
-                ok = (await conn.execute(statement, params)).rowcount == 1
-                results.append(ok and change.transition is not None)
-                if ok and book is not None and handover is not None:
-                    ref = change.transition.progress.carrier_ref if change.transition else None
-                    book.add(change.record.id, ref or "", handover)
+                statements.append((statement, params))
+            written = await _compare_and_set(conn, statements, changes, now)
+            for change, ok in zip(changes, written, strict=True):
+                transition = change.transition
+                results.append(ok and transition is not None)
+                if ok and book is not None and change.handover is not None and transition:
+                    book.add(
+                        change.record.id, transition.progress.carrier_ref or "", change.handover
+                    )
                 if ok and change.notifications:
                     account_id = change.record.account_id
                     if account_id not in hooks:
@@ -431,9 +438,52 @@ async def _handover_book(
     found = [c.handover for c in changes if c.handover is not None and c.transition is not None]
     if not found:
         return None
-    book = handovers.HandoverBook(conn, now)
-    await book.look_up(found)
-    return book
+    return await handovers.HandoverBook.open(conn, now, found)
+
+
+async def _compare_and_set(
+    conn: AsyncConnection,
+    statements: Sequence[tuple[sa.Update, dict[str, Any]]],
+    changes: Sequence[Change],
+    now: float,
+) -> list[bool]:
+    """Run the changes' compare-and-set UPDATEs, one executemany per statement shape;
+    which of them were written.
+
+    When an executemany's row count says some did not match (another worker or a
+    receipt moved the message on — rare), or the driver does not count (asyncpg),
+    the moves are read back: a move was written when its row now has the version
+    after the one it read and this write's `updated_at`.
+    """
+    written = [False] * len(statements)
+    groups: dict[int, tuple[sa.Update, list[int]]] = {}
+    for index, (statement, _params) in enumerate(statements):
+        groups.setdefault(id(statement), (statement, []))[1].append(index)
+    unsure: list[int] = []
+    for statement, indices in groups.values():
+        rows = [statements[i][1] for i in indices]
+        count = (await conn.execute(statement, rows[0] if len(rows) == 1 else rows)).rowcount
+        if count == len(rows):
+            for i in indices:
+                written[i] = True
+        elif len(rows) == 1:
+            written[indices[0]] = False
+        else:
+            unsure += [i for i in indices if changes[i].transition is not None]
+    if unsure:
+        ids = [changes[i].record.id for i in unsure]
+        found = {
+            row.id: (row.version, row.updated_at)
+            for row in await conn.execute(
+                sa.select(messages.c.id, messages.c.version, messages.c.updated_at).where(
+                    messages.c.id.in_(ids)
+                )
+            )
+        }
+        for i in unsure:
+            record = changes[i].record
+            written[i] = found.get(record.id) == (record.version + 1, now)
+    return written
 
 
 def _cas(columns: Sequence[str]) -> sa.Update:

@@ -177,7 +177,8 @@ class Session(asyncio.Protocol):
         try:
             if self._window.locked():
                 try:
-                    await asyncio.wait_for(self._window.acquire(), deadline - self._loop.time())
+                    async with asyncio.timeout_at(deadline):  # no task, unlike wait_for
+                        await self._window.acquire()
                 except TimeoutError:
                     raise NotSent(f"{self.name}: the window stayed full") from None
             else:
