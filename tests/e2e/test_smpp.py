@@ -6,7 +6,9 @@ the receipts as statuses over HTTP and as webhooks, on both databases.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from peers_support import Peer, control, start_peer, stop_peer
-
-from databases import Databases
 
 if TYPE_CHECKING:
     from conftest import Receiver, Server
@@ -52,20 +52,12 @@ def smsc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
 
 
 @pytest.fixture
-def smpp_server(
-    tmp_path: Path,
-    smsc: Peer,
-    start_server: Callable[..., Server],
-    backend: str,
-    databases: Databases,
-) -> Server:
-    from conftest import FAST, WEBHOOKS_QUICK
-
+def smpp_server(tmp_path: Path, smsc: Peer, start_webhook_server: Callable[..., Server]) -> Server:
+    """The fast server with quick webhooks, its SMS routed to the SMSC (BATGATE_CONFIG)."""
     asyncio.run(control(smsc, "POST", "/reset"))  # the SMSC forgets numbers it has seen
     config = tmp_path / "carrier.toml"
     config.write_text(carrier_toml(smsc))
-    url = databases.url(backend, tmp_path)
-    return start_server(tmp_path, {**FAST, **WEBHOOKS_QUICK}, url, "--config", str(config))
+    return start_webhook_server(tmp_path / "server", {"BATGATE_CONFIG": str(config)})
 
 
 # (id, message, final status, extendedStatuses (chains only), partscount)
@@ -210,17 +202,22 @@ def test_a_route_to_an_undeclared_connector_is_refused(tmp_path: Path) -> None:
     assert "routes.sms" in done.stderr and "nowhere" in done.stderr, done.stderr
 
 
-def _serve(workdir: Path, env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    from conftest import BATGATE, batgate_env
-
+def _batgate(workdir: Path, env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`batgate ARGS` on a SQLite file in `workdir`, with no inherited BATGATE_* setting."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BATGATE_")}
+    clean |= {"BATGATE_DATABASE_URL": f"sqlite:///{workdir / 'x.db'}", **env}
     return subprocess.run(
-        [str(BATGATE), "serve", "--port", "1", *args],
-        env=batgate_env(f"sqlite:///{workdir / 'x.db'}", env),
+        [str(Path(sys.executable).parent / "batgate"), *args],
+        env=clean,
         cwd=workdir,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def _serve(workdir: Path, env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return _batgate(workdir, env, "serve", "--port", "1", *args)
 
 
 def test_config_file_of_the_docs_is_valid(tmp_path: Path) -> None:
@@ -230,9 +227,6 @@ def test_config_file_of_the_docs_is_valid(tmp_path: Path) -> None:
     sample = text.split("```toml", 1)[1].split("```", 1)[0]
     config = tmp_path / "sample.toml"
     config.write_text(sample)
-    from conftest import batgate_env, run_cli
-
-    env = batgate_env(f"sqlite:///{tmp_path / 'x.db'}", {"BATGATE_CONFIG": str(config)})
-    done = run_cli(env, "accounts", "list", "--json", cwd=tmp_path, check=False)
+    done = _batgate(tmp_path, {}, "--config", str(config), "accounts", "list", "--json")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""  # no accounts yet: the point is that the file loaded

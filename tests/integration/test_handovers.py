@@ -159,7 +159,7 @@ async def test_rematch_closes_the_race_of_two_transactions(
         " VALUES (?, ?, ?, ?, ?)",
         ("c1", "a", "", "delivered", at),
     )
-    assert await store.receipts.rematch(now=at + 0.5) == 0  # too young: still taken the usual way
+    assert await store.receipts.rematch(now=at + 0.1) == 0  # too young: still taken the usual way
     assert await store.receipts.rematch(now=at + 2.0) == 1
     record = await store.get_message(message_id)
     assert record is not None and record.progress.receipt is CS.DELIVERED

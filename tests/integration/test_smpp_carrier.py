@@ -301,14 +301,16 @@ async def test_connection_dropped_mid_window(store: Store, account: Account, sms
 
 
 async def test_the_window_is_enforced(store: Store, account: Account, smsc: Peer) -> None:
+    """Two held submits fill a window of 2: later sends wait, and go out after the drop."""
     await control(smsc, "POST", "/reset")
     async with running(store, carrier(smsc, window=2)) as engine:
-        ids = await send(store, account, engine, *(sms(number("0008")) for _ in range(6)))
+        held = await send(store, account, engine, *(sms(number("0008")) for _ in range(2)))
         await wait_stats(smsc, lambda s: s["held"] == 2)
+        waiting = await send(store, account, engine, *(sms(number("4567")) for _ in range(4)))
         await asyncio.sleep(0.5)  # had the window let more through, they would be here
         assert (await stats(smsc))["submits"] == 2
         await control(smsc, "POST", "/drop")
-        records = await wait_final(store, ids)
+        records = await wait_final(store, held + waiting)
     assert {r.progress.status for r in records.values()} == {DS.DELIVERED}
 
 

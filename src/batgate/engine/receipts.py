@@ -3,8 +3,9 @@
 Connectors that hear receipts later (SMPP) hand them here in batches
 (:class:`batgate.channels.base.ReceiptSink`); a batch that ends some hand-overs
 wakes the dispatcher, which applies them through the state machine at once.
-Every few seconds, early receipts are offered to their parts again (see
-:mod:`batgate.store.handovers` for the race this closes on PostgreSQL).
+Early receipts are offered to their parts again four times a second on PostgreSQL
+(see :mod:`batgate.store.handovers` for the race this closes), and once a minute
+on SQLite, where that race cannot happen, for the purge of old ones.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from batgate.store.handovers import Receipts
 
 log = logging.getLogger(__name__)
 
-REMATCH_EVERY = 2.0
+REMATCH_EVERY = 0.25  # on PostgreSQL: the most a receipt that raced its hand-over waits
+PURGE_EVERY = 60.0  # on SQLite
 
 
 class StoredReceipts:
@@ -31,9 +33,10 @@ class StoredReceipts:
             self._wake()
 
     async def run(self) -> None:
-        """Re-offer early receipts every :data:`REMATCH_EVERY` seconds, for ever."""
+        """Re-offer early receipts (and purge old ones), for ever."""
+        pause = REMATCH_EVERY if self._receipts.can_miss else PURGE_EVERY
         while True:
-            await asyncio.sleep(REMATCH_EVERY)
+            await asyncio.sleep(pause)
             try:
                 if await self._receipts.rematch():
                     self._wake()

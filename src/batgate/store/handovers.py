@@ -45,9 +45,9 @@ from batgate.store.schema import carrier_parts, carrier_receipts, messages
 # never got a receipt are purged after this long: longer than the longest TTL.
 KEEP_SECONDS = 31 * 86_400
 _PURGE_EVERY = 600.0
-# Early receipts offered again by `rematch`: those older than a second (younger ones
-# may still be taken the ordinary way) and younger than ten minutes.
-REMATCH_AFTER = 1.0
+# Early receipts offered again by `rematch`: those older than 0.2 s (younger ones are
+# still being taken the ordinary way) and younger than ten minutes.
+REMATCH_AFTER = 0.2
 REMATCH_WINDOW = 600.0
 _CHUNK = 500  # ids per IN list
 
@@ -122,6 +122,12 @@ class Receipts:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._purged_at = 0.0
+
+    @property
+    def can_miss(self) -> bool:
+        """Whether a receipt and its hand-over can miss each other (see the module
+        docstring): on PostgreSQL; SQLite's writers take turns."""
+        return self._db.dialect == "postgresql"
 
     async def early(self, handovers: Sequence[Handover]) -> EarlyReceipts:
         """The receipts already in for these hand-overs' parts (a read, no lock)."""

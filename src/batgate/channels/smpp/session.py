@@ -184,6 +184,9 @@ class Session(asyncio.Protocol):
             else:
                 await self._window.acquire()
             try:
+                if self.closed.done():
+                    # Woken by connection_lost (see there): the connection is gone.
+                    raise LinkClosed(f"{self.name}: connection lost before it could be sent")
                 await self._pace()
                 left = deadline - self._loop.time()
                 if left <= 0:
@@ -266,6 +269,10 @@ class Session(asyncio.Protocol):
             self._keepalive.cancel()
         if not self.closed.done():
             self.closed.set_result(None)
+        # Sends waiting for a window slot must not wait for their deadline on a dead
+        # connection: wake one; each woken sender sees `closed`, fails with LinkClosed
+        # and, releasing its slot, wakes the next.
+        self._window.release()
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer
