@@ -288,7 +288,9 @@ async def test_connection_dropped_mid_window(store: Store, account: Account, sms
     answered = [number("4567") for _ in range(40)]
     async with running(store, carrier(smsc, window=64)) as engine:
         ids = await send(store, account, engine, *(sms(to) for to in held + answered))
-        await wait_stats(smsc, lambda s: s["held"] == 5 and s["accepted"] == 40)
+        # A receipt acknowledged means its submit's answer came first (one TCP stream):
+        # only then is the answer ours, and not lost in flight when the SMSC drops.
+        await wait_stats(smsc, lambda s: s["held"] == 5 and s["receiptsAcked"] == 40)
         dropped = await control(smsc, "POST", "/drop")
         assert dropped["dropped"] >= 1
         records = await wait_final(store, ids)
