@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench bench-vs-jasmin clean
 
 install: $(STAMP)
 
@@ -36,6 +36,13 @@ bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	scripts/ensure-postgres
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# batgate against Jasmin on this machine (docs/benchmarks.md): installs Jasmin into
+# bench/jasmin/.work/ (ignored), and matplotlib for the chart, when they are missing.
+bench-vs-jasmin: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/python -m pip install --quiet --disable-pip-version-check matplotlib
+	$(BIN)/python bench/vs_jasmin.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

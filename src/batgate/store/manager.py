@@ -29,6 +29,7 @@ from batgate.store.idempotency import (
     replay,
     store_response,
 )
+from batgate.store.intake import Intake, insert_messages
 from batgate.store.outbox import Outbox
 from batgate.store.ratebuckets import RateBuckets
 from batgate.store.rows import (
@@ -36,7 +37,7 @@ from batgate.store.rows import (
     account_from_row,
     event_row,
     message_from_row,
-    new_message_row,
+    new_message_values,
     progress_values,
 )
 from batgate.store.schema import (
@@ -104,6 +105,7 @@ class Store:
         self.outbox = Outbox(db)
         self.rate_buckets = RateBuckets(db)
         self.receipts = handovers.Receipts(db)
+        self._intake = Intake(db, new_message_id)
         # The hot status read, on SQLite: see Database.lookup and point_read.
         self._read_by_id = db.point_read(_BY_ID) if db.lookup is not None else None
         self._fetch_by_id = db.point_read_async(_BY_ID) if db.fast is not None else None
@@ -229,6 +231,8 @@ class Store:
         the second waits for the first (PostgreSQL: on the unique index; SQLite:
         on the write lock), and a loser rolls back and answers the winner's response.
         """
+        if idempotency is None:
+            return await self._intake.store(account, batch, now, render)
         attempt = 1
         while True:
             try:
@@ -581,8 +585,8 @@ async def _insert_batch(
     ).scalar_one()
     if batch:
         rows = [
-            new_message_row(mid, list_id, account.id, account.currency, m, now)
+            new_message_values(mid, list_id, account.id, account.currency, m, now)
             for mid, m in zip(ids, batch, strict=True)
         ]
-        await conn.execute(messages.insert(), rows)
+        await insert_messages(conn, rows)
     return list_id, ids
