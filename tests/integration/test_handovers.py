@@ -74,7 +74,10 @@ async def _run(
     parts: tuple[CarrierId, ...],
     events: list[object],
     lookups: dict[str, tuple[str, ...]] | None = None,
+    applied_by: str = "tick",
 ) -> tuple[str, Scripted]:
+    """Run the events; what receipts ended is then applied by a dispatcher's tick, or
+    (`applied_by="receipts"`) at once by `apply_receipts`, as the engine does."""
     clock = Clock(T0)
     carrier = Scripted(parts)
     dispatcher = Dispatcher(
@@ -93,21 +96,30 @@ async def _run(
         else:
             key, status = event  # type: ignore[misc]
             aliases = (lookups or {}).get(key, ())
-            await store.receipts.record(
+            ended = await store.receipts.record(
                 "c1", [PartReceipt(CarrierId(key, aliases), status)], clock()
             )
+            if applied_by == "receipts":
+                await dispatcher.apply_receipts(ended)
     clock.advance(0.1)
-    await dispatcher.tick()
+    if applied_by == "tick":
+        await dispatcher.tick()
     return message_id, carrier
 
 
+@pytest.mark.parametrize("applied_by", ["tick", "receipts"])
 @pytest.mark.parametrize(
     ("parts", "events", "final"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 async def test_receipts_meet_their_parts(
-    store: Store, account: Account, parts: tuple[str, ...], events: list[object], final: DS
+    store: Store,
+    account: Account,
+    parts: tuple[str, ...],
+    events: list[object],
+    final: DS,
+    applied_by: str,
 ) -> None:
-    message_id, carrier = await _run(store, account, ids(*parts), events)
+    message_id, carrier = await _run(store, account, ids(*parts), events, applied_by=applied_by)
     record = await store.get_message(message_id)
     assert record is not None
     assert record.progress.status is final
@@ -159,9 +171,28 @@ async def test_rematch_closes_the_race_of_two_transactions(
         " VALUES (?, ?, ?, ?, ?)",
         ("c1", "a", "", "delivered", at),
     )
-    assert await store.receipts.rematch(now=at + 0.1) == 0  # too young: still taken the usual way
-    assert await store.receipts.rematch(now=at + 2.0) == 1
+    assert await store.receipts.rematch(now=at + 0.1) == []  # too young: still taken the usual way
+    assert await store.receipts.rematch(now=at + 2.0) == [message_id]
     record = await store.get_message(message_id)
     assert record is not None and record.progress.receipt is CS.DELIVERED
     assert raw.scalar("SELECT count(*) FROM carrier_receipts") == 0
-    assert await store.receipts.rematch(now=at + 4.0) == 0
+    assert await store.receipts.rematch(now=at + 4.0) == []
+
+
+async def test_applying_receipts_never_sends(store: Store, account: Account) -> None:
+    """`apply_receipts` on messages without an announced receipt changes nothing: a
+    scheduled message is a dispatcher's to claim and send."""
+    carrier = Scripted(ids("a"))
+    dispatcher = Dispatcher(
+        store,
+        {channel: carrier for channel in Channel},
+        RateBook(store, configured_rates(SETTINGS.rates)),
+        DispatcherSettings(),
+        SETTINGS.fx,
+        clock=Clock(T0 + 5),
+    )
+    _, (scheduled,) = await store.insert_batch(account, [new_message()], T0)
+    assert await dispatcher.apply_receipts([scheduled, "no-such-id"]) == 0
+    assert carrier.sends == 0
+    record = await store.get_message(scheduled)
+    assert record is not None and record.progress.status is DS.SCHEDULED

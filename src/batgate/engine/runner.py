@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from batgate.channels.base import Connector
 from batgate.channels.registry import build_connectors, close_connectors, start_connectors
@@ -20,7 +20,7 @@ from batgate.store.manager import Store
 class Engine:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.webhooks = WebhookSender(store, settings.webhooks)
-        self._receipts = StoredReceipts(store.receipts, self.wake)
+        self._receipts = StoredReceipts(store.receipts, self._apply_receipts)
         self._connectors = build_connectors(settings, self._receipts)
         self.dispatcher = Dispatcher(
             store,
@@ -57,6 +57,9 @@ class Engine:
     def connectors(self) -> Mapping[Channel, Connector]:
         """The connector serving each channel (one instance may serve several)."""
         return self._connectors
+
+    async def _apply_receipts(self, message_ids: Sequence[str]) -> int:
+        return await self.dispatcher.apply_receipts(message_ids)
 
     def wake(self) -> None:
         self.dispatcher.wake()

@@ -136,21 +136,22 @@ class Receipts:
 
     async def record(
         self, connector: str, receipts: Sequence[PartReceipt], now: float | None = None
-    ) -> int:
-        """Store final receipts of parts, in one transaction; how many hand-overs they ended.
+    ) -> list[str]:
+        """Store final receipts of parts, in one transaction; the messages whose
+        hand-over they ended (their receipt announced, due now).
 
         A receipt whose part is not recorded (yet) is kept as an early receipt; a
         repeated receipt for a part that already has one changes nothing.
         """
         if not receipts:
-            return 0
+            return []
         now = time.time() if now is None else now
         async with self._db.writer.begin() as conn:
             ended, unmatched = await _match(conn, connector, receipts, now)
             await _keep_early(conn, connector, unmatched, now)
         return ended
 
-    async def rematch(self, now: float | None = None) -> int:
+    async def rematch(self, now: float | None = None) -> list[str]:
         """Offer recent early receipts to the parts again (see the module docstring);
         purges what is older than :data:`KEEP_SECONDS` every ten minutes."""
         now = time.time() if now is None else now
@@ -168,7 +169,7 @@ class Receipts:
                 early.setdefault(row.connector, []).append(
                     PartReceipt(part, ChannelStatus(row.status))
                 )
-            ended = 0
+            ended: list[str] = []
             for connector, receipts in early.items():
                 done, unmatched = await _match(conn, connector, receipts, now)
                 ended += done
@@ -186,10 +187,10 @@ class Receipts:
 
 async def _match(
     conn: AsyncConnection, connector: str, receipts: Sequence[PartReceipt], now: float
-) -> tuple[int, list[PartReceipt]]:
+) -> tuple[list[str], list[PartReceipt]]:
     """Mark the parts these receipts are for, end the hand-overs that are complete.
 
-    Returns the number of hand-overs ended and the receipts whose part is unknown.
+    Returns the messages whose hand-over ended and the receipts whose part is unknown.
     """
     wanted = {key for r in receipts for key in r.part.lookups}
     known: dict[str, _Part] = {}
@@ -209,7 +210,7 @@ async def _match(
         elif hit not in answered and hit not in got:
             got[hit] = receipt.status  # (a repeated receipt for an answered part: dropped)
     if not got:
-        return 0, unmatched
+        return [], unmatched
     outcomes = await _outcomes(conn, connector, [known[k] for k in got], got)
     ended = {ref: outcome for ref, (_m, outcome) in outcomes.items() if outcome is not None}
     await _executemany(
@@ -232,7 +233,7 @@ async def _match(
             for ref, outcome in ended.items()
         ],
     )
-    return len(ended), unmatched
+    return [outcomes[ref][0] for ref in ended], unmatched
 
 
 async def _outcomes(

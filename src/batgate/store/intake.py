@@ -56,6 +56,11 @@ class Intake:
         self._waiting: list[_Send] = []
         self._writer: asyncio.Task[None] | None = None
 
+    @property
+    def busy(self) -> bool:
+        """Sends are being written or wait to be: the API is taking messages."""
+        return bool(self._waiting) or (self._writer is not None and not self._writer.done())
+
     async def store(
         self, account: Account, batch: Sequence[NewMessage], now: float, render: Render
     ) -> bytes:

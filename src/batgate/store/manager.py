@@ -214,6 +214,11 @@ class Store:
         async with self.db.writer.begin() as conn:
             return await _insert_batch(conn, account, batch, now)
 
+    @property
+    def taking_sends(self) -> bool:
+        """This process's API is storing sends right now (see batgate.store.intake)."""
+        return self._intake.busy
+
     async def send_batch(
         self,
         account: Account,
@@ -306,20 +311,20 @@ class Store:
         return None if row is None else message_from_row(row)
 
     async def messages_of(
-        self, account_id: int, message_ids: Iterable[str]
+        self, account_id: int | None, message_ids: Iterable[str]
     ) -> dict[str, MessageRecord]:
-        """The account's messages among `message_ids`, by id; others' and unknown ids are
-        missing. One query per 1000 distinct ids (an IN-list), not a read per id."""
+        """The account's messages among `message_ids` (any account's with None), by id;
+        others' and unknown ids are missing. One query per 1000 distinct ids (an
+        IN-list), not a read per id."""
         wanted = list(dict.fromkeys(message_ids))
         found: dict[str, MessageRecord] = {}
         async with self.db.reader.connect() as conn:
             for start in range(0, len(wanted), _IN_LIST):
                 chunk = wanted[start : start + _IN_LIST]
-                result = await conn.execute(
-                    sa.select(messages).where(
-                        messages.c.id.in_(chunk), messages.c.account_id == account_id
-                    )
-                )
+                query = sa.select(messages).where(messages.c.id.in_(chunk))
+                if account_id is not None:
+                    query = query.where(messages.c.account_id == account_id)
+                result = await conn.execute(query)
                 found.update((row.id, message_from_row(row)) for row in result)
         return found
 
