@@ -701,7 +701,7 @@ def chart(b: Figures, j: Figures, path: Path) -> bool:
         ax.tick_params(axis="x", labelsize=8)
         for bar, value in zip(bars, values, strict=True):
             ax.annotate(
-                f"{value:,.3g}",
+                f"{value:,.0f}" if value >= 10 else f"{value:.2f}",
                 (bar.get_x() + bar.get_width() / 2, value),
                 ha="center",
                 va="bottom",
