@@ -409,6 +409,18 @@ def batgate_steady(
 # -- Jasmin ----------------------------------------------------------------------------------
 
 
+@contextmanager
+def jasmin(procs: Processes, connectors: int = 1) -> Iterator[Jasmin]:
+    """A fresh Jasmin deployment on a fresh SMSC, its own daemons moved to the gateway CPU."""
+    with smsc(procs) as port, Jasmin(port, connectors=connectors, log=log) as j:
+        groups = j.pids()
+        pin(
+            [pid for k, group in groups.items() if k not in ("rabbitmq", "redis") for pid in group],
+            SERVER_CPU,
+        )
+        yield j
+
+
 def jasmin_pids(j: Jasmin) -> list[int]:
     return [pid for group in j.pids().values() for pid in group]
 
@@ -417,16 +429,7 @@ def jasmin_submit(
     procs: Processes, s: Settings, work: Path, callbacks: Callbacks
 ) -> wrk.Measurement:
     """(a): GET /send, one message each, dlr-level 2 to the receiver; wrk as for batgate."""
-    with smsc(procs) as port, Jasmin(port, log=log) as j:
-        pin(
-            [
-                pid
-                for k, group in j.pids().items()
-                if k not in ("rabbitmq", "redis")
-                for pid in group
-            ],
-            SERVER_CPU,
-        )
+    with jasmin(procs) as j:
         base = len(j.http_url)
         paths = work / "jasmin-send.txt"
         paths.write_text(
@@ -446,16 +449,7 @@ def jasmin_e2e(
     """(b) full speed and (c): /send from 16 clients; done when every DLR is in."""
     to = numbers(s.jasmin_messages, seed=31)
     callbacks.reset()
-    with smsc(procs) as port, Jasmin(port, connectors=connectors, log=log) as j:
-        pin(
-            [
-                pid
-                for k, group in j.pids().items()
-                if k not in ("rabbitmq", "redis")
-                for pid in group
-            ],
-            SERVER_CPU,
-        )
+    with jasmin(procs, connectors) as j:
         urls = [j.send_url(n, TEXT, f"{callbacks.url}/dlr") for n in to]
         usage = Usage(lambda: jasmin_pids(j))
 
@@ -493,16 +487,7 @@ def jasmin_e2e(
 def jasmin_steady(procs: Processes, s: Settings, callbacks: Callbacks) -> dict[str, Any]:
     to = numbers(int(RATE * s.steady_seconds), seed=37)
     callbacks.reset()
-    with smsc(procs) as port, Jasmin(port, log=log) as j:
-        pin(
-            [
-                pid
-                for k, group in j.pids().items()
-                if k not in ("rabbitmq", "redis")
-                for pid in group
-            ],
-            SERVER_CPU,
-        )
+    with jasmin(procs) as j:
         urls = [j.send_url(n, TEXT, f"{callbacks.url}/dlr") for n in to]
 
         async def request(client: httpx.AsyncClient, n: int) -> list[str]:

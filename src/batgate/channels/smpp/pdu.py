@@ -329,10 +329,9 @@ def _encode_bind(b: Bind) -> bytes:
     )
 
 
-def _encode_short_message(m: ShortMessage) -> bytes:
-    if len(m.short_message) > 254:
-        raise PduError(f"short_message: {len(m.short_message)} octets, at most 254")
-    addr = _MAX["addr"]
+def _encode_addressing(m: ShortMessage | DataSm, addr: int) -> bytes:
+    """service_type, then source and destination (TON, NPI, address): the head that
+    submit_sm, deliver_sm and data_sm share."""
     return b"".join(
         (
             _cstr(m.service_type, _MAX["service_type"], "service_type"),
@@ -340,6 +339,17 @@ def _encode_short_message(m: ShortMessage) -> bytes:
             _cstr(m.source_addr, addr, "source_addr"),
             bytes((m.dest_addr_ton, m.dest_addr_npi)),
             _cstr(m.destination_addr, addr, "destination_addr"),
+        )
+    )
+
+
+def _encode_short_message(m: ShortMessage) -> bytes:
+    if len(m.short_message) > 254:
+        raise PduError(f"short_message: {len(m.short_message)} octets, at most 254")
+    addr = _MAX["addr"]
+    return b"".join(
+        (
+            _encode_addressing(m, addr),
             bytes((m.esm_class, m.protocol_id, m.priority_flag)),
             _cstr(m.schedule_delivery_time, _MAX["time"], "schedule_delivery_time"),
             _cstr(m.validity_period, _MAX["time"], "validity_period"),
@@ -362,11 +372,7 @@ def _encode_data_sm(d: DataSm) -> bytes:
     addr = _MAX["data_sm_addr"]
     return b"".join(
         (
-            _cstr(d.service_type, _MAX["service_type"], "service_type"),
-            bytes((d.source_addr_ton, d.source_addr_npi)),
-            _cstr(d.source_addr, addr, "source_addr"),
-            bytes((d.dest_addr_ton, d.dest_addr_npi)),
-            _cstr(d.destination_addr, addr, "destination_addr"),
+            _encode_addressing(d, addr),
             bytes((d.esm_class, d.registered_delivery, d.data_coding)),
             _tlvs(d.tlvs),
         )
@@ -457,13 +463,31 @@ def _decode_bind(command: Command, r: _Reader) -> Bind:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Addressing:
+    service_type: str
+    source_ton: int
+    source_npi: int
+    source: str
+    dest_ton: int
+    dest_npi: int
+    destination: str
+
+    @classmethod
+    def read(cls, r: _Reader, addr: int) -> _Addressing:
+        return cls(
+            service_type=r.cstr(_MAX["service_type"], "service_type"),
+            source_ton=r.byte(),
+            source_npi=r.byte(),
+            source=r.cstr(addr, "source_addr"),
+            dest_ton=r.byte(),
+            dest_npi=r.byte(),
+            destination=r.cstr(addr, "destination_addr"),
+        )
+
+
 def _decode_short_message(command: Command, r: _Reader) -> ShortMessage:
-    addr = _MAX["addr"]
-    service_type = r.cstr(_MAX["service_type"], "service_type")
-    source_ton, source_npi = r.byte(), r.byte()
-    source = r.cstr(addr, "source_addr")
-    dest_ton, dest_npi = r.byte(), r.byte()
-    destination = r.cstr(addr, "destination_addr")
+    a = _Addressing.read(r, _MAX["addr"])
     esm_class, protocol_id, priority = r.byte(), r.byte(), r.byte()
     schedule = r.cstr(_MAX["time"], "schedule_delivery_time")
     validity = r.cstr(_MAX["time"], "validity_period")
@@ -471,14 +495,14 @@ def _decode_short_message(command: Command, r: _Reader) -> ShortMessage:
     text = r.octets(length)
     return ShortMessage(
         command,
-        source_addr=source,
-        destination_addr=destination,
+        source_addr=a.source,
+        destination_addr=a.destination,
         short_message=text,
-        service_type=service_type,
-        source_addr_ton=source_ton,
-        source_addr_npi=source_npi,
-        dest_addr_ton=dest_ton,
-        dest_addr_npi=dest_npi,
+        service_type=a.service_type,
+        source_addr_ton=a.source_ton,
+        source_addr_npi=a.source_npi,
+        dest_addr_ton=a.dest_ton,
+        dest_addr_npi=a.dest_npi,
         esm_class=esm_class,
         protocol_id=protocol_id,
         priority_flag=priority,
@@ -493,21 +517,16 @@ def _decode_short_message(command: Command, r: _Reader) -> ShortMessage:
 
 
 def _decode_data_sm(r: _Reader) -> DataSm:
-    addr = _MAX["data_sm_addr"]
-    service_type = r.cstr(_MAX["service_type"], "service_type")
-    source_ton, source_npi = r.byte(), r.byte()
-    source = r.cstr(addr, "source_addr")
-    dest_ton, dest_npi = r.byte(), r.byte()
-    destination = r.cstr(addr, "destination_addr")
+    a = _Addressing.read(r, _MAX["data_sm_addr"])
     esm_class, registered, coding = r.byte(), r.byte(), r.byte()
     return DataSm(
-        source_addr=source,
-        destination_addr=destination,
-        service_type=service_type,
-        source_addr_ton=source_ton,
-        source_addr_npi=source_npi,
-        dest_addr_ton=dest_ton,
-        dest_addr_npi=dest_npi,
+        source_addr=a.source,
+        destination_addr=a.destination,
+        service_type=a.service_type,
+        source_addr_ton=a.source_ton,
+        source_addr_npi=a.source_npi,
+        dest_addr_ton=a.dest_ton,
+        dest_addr_npi=a.dest_npi,
         esm_class=esm_class,
         registered_delivery=registered,
         data_coding=coding,
