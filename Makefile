@@ -17,13 +17,14 @@ run: install
 	$(BIN)/batgate serve --demo
 
 # Integration and end-to-end tests run on SQLite and on PostgreSQL (BATGATE_TEST_BACKENDS
-# picks; default both): PostgreSQL is started, or installed, when it is missing.
+# picks; default both): PostgreSQL is started, or installed, when it is missing. With
+# both, scripts/run-tests runs the two backends' tests side by side.
 BATGATE_TEST_BACKENDS ?= sqlite,postgresql
 export BATGATE_TEST_BACKENDS
 
 test: install
 	@case "$(BATGATE_TEST_BACKENDS)" in *postgresql*) scripts/ensure-postgres ;; esac
-	$(BIN)/python -m pytest
+	scripts/run-tests
 
 lint: install
 	$(BIN)/ruff check src tests bench

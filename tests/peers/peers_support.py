@@ -59,8 +59,22 @@ class Peer:
         return self.stderr_path.read_text(errors="replace")
 
 
-def start_peer(script: str, args: list[str], log_dir: Path) -> Peer:
-    """Start ``tests/peers/<script>`` on free ports and wait for its ``ready`` line."""
+def start_peer(script: str, args: list[str], log_dir: Path, attempts: int = 3) -> Peer:
+    """Start ``tests/peers/<script>`` on free ports and wait for its ``ready`` line.
+
+    Tried again on other ports when it does not come up: a port found free can be
+    taken by another process (another test run) before the peer binds it.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return _start_peer(script, args, log_dir)
+        except RuntimeError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_peer(script: str, args: list[str], log_dir: Path) -> Peer:
     port, control_port = free_port(), free_port()
     stderr_path = log_dir / f"{Path(script).stem}-{port}.log"
     stderr = stderr_path.open("w")
