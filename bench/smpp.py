@@ -6,11 +6,13 @@ server driven by our script), on SQLite.
 2. The connector alone (bench/smpp_connector.py): the same load through
    `SmppConnector.send()`; its share of the yardstick is the target (≥ 50 %).
 3. End to end: `batgate serve` (engine on) with SMS routed to the SMSC; messages are
-   sent in batches of 100 through `POST /bat/messagelist`, and polled with
-   `POST /bat/message/status` until each is seen `delivered`. Throughput is messages
-   over the time from the first request to the last delivery seen; latency is each
-   message's time from its request's answer to the poll that saw it delivered (polls
-   every 20 ms, so latency reads up to ~20 ms high).
+   sent in batches of 100 through `POST /bat/messagelist`, one after another as each
+   is answered. A message is delivered when its final status is written (the moment
+   `GET /bat/message/{id}` shows it), read from the database file outside the
+   server, so that watching costs the server nothing; at the end every message is
+   checked through `POST /bat/message/status`. Throughput is messages over the time
+   from the first request to the last delivery; latency each message's time from its
+   request's answer to its final write.
 
 The SMSC and the load generator share CPU 0, the client under test has CPU 1.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import seeding
 from procs import LOCALHOST, BenchError, Child, Processes, free_port, log, pinned
 from report import Row
 from servers import SERVER_CPU, Servers, base_env
@@ -34,7 +38,6 @@ from servers import SERVER_CPU, Servers, base_env
 PEER = Path(__file__).resolve().parents[1] / "tests" / "peers" / "smsc34.py"
 PEER_CPU = 0
 BATCH = 100
-POLL_EVERY = 0.02
 MIN_SHARE = 0.50  # the connector's submit_sm/s against the bare client's
 # Destinations the SMSC treats specially (failures, throttling, holding): not in the load.
 SMSC_ENDINGS = frozenset(f"{n:04d}" for n in range(1, 11))
@@ -85,64 +88,71 @@ def carrier_toml(port: int, window: int) -> str:
     )
 
 
-async def _end_to_end(url: str, key: str, bodies: list[bytes]) -> dict[str, Any]:
+async def _send_all(url: str, key: str, bodies: list[bytes]) -> tuple[dict[str, float], float]:
+    """The batches, one after another as each is answered; each message's answer time."""
     headers = {"X-Authorization-Key": key, "Content-Type": "application/json"}
     accepted_at: dict[str, float] = {}
-    delivered_at: dict[str, float] = {}
-    other: dict[str, str] = {}
-    sending_done = asyncio.Event()
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+        started = time.time()
+        for body in bodies:
+            answer = await client.post("/bat/messagelist", content=body)
+            if answer.status_code != 200:
+                raise BenchError(f"send: HTTP {answer.status_code}: {answer.text[:300]}")
+            at = time.time()
+            for entry in answer.json()["messages"]:
+                accepted_at[entry["messageId"]] = at
+    return accepted_at, started
 
-        async def send() -> None:
-            for body in bodies:
-                answer = await client.post("/bat/messagelist", content=body)
-                at = time.perf_counter()
-                if answer.status_code != 200:
-                    raise BenchError(f"send: HTTP {answer.status_code}: {answer.text[:300]}")
-                for entry in answer.json()["messages"]:
-                    accepted_at[entry["messageId"]] = at
-            sending_done.set()
 
-        async def poll() -> None:
-            while not (
-                sending_done.is_set() and len(delivered_at) + len(other) == len(accepted_at)
-            ):
-                pending = [i for i in accepted_at if i not in delivered_at and i not in other]
-                for k in range(0, len(pending), 1000):
-                    chunk = pending[k : k + 1000]
-                    answer = await client.post("/bat/message/status", json={"messageIds": chunk})
-                    at = time.perf_counter()
-                    for doc in answer.json()["messages"]:
-                        status = doc.get("deliverystatus")
-                        if status == "delivered":
-                            delivered_at[doc["messageId"]] = at
-                        elif status in ("undeliverable", "permanenterror"):
-                            other[doc["messageId"]] = status
-                await asyncio.sleep(POLL_EVERY)
+def _final_writes(db: Path) -> dict[str, tuple[str, float]]:
+    """Each message's status and the time of its last write (read-only, outside the server)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = conn.execute("SELECT id, status, updated_at FROM messages")
+        return {i: (status, at) for i, status, at in rows}
+    finally:
+        conn.close()
 
-        started = time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(send(), poll()), timeout=900)
-    latencies = sorted(delivered_at[i] - accepted_at[i] for i in delivered_at)
-    seconds = max(delivered_at.values()) - started
-    return {
-        "messages": len(accepted_at),
-        "delivered": len(delivered_at),
-        "not_delivered": len(other),
-        "seconds": round(seconds, 2),
-        "messages_per_s": round(len(delivered_at) / seconds),
-        "p50_ms": round(1000 * statistics.median(latencies), 1),
-        "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
-    }
+
+def _visible(url: str, key: str, ids: list[str]) -> int:
+    """How many of `ids` `POST /bat/message/status` shows delivered (1,000 a request)."""
+    headers = {"X-Authorization-Key": key}
+    seen = 0
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        for k in range(0, len(ids), 1000):
+            answer = client.post("/bat/message/status", json={"messageIds": ids[k : k + 1000]})
+            seen += sum(d.get("deliverystatus") == "delivered" for d in answer.json()["messages"])
+    return seen
 
 
 def end_to_end(servers: Servers, port: int, window: int, bodies: list[bytes]) -> dict[str, Any]:
     db, key = servers.new_db(f"smpp-w{window}")
     config = db.with_suffix(".toml")
     config.write_text(carrier_toml(port, window))
-    with servers.batgate(
-        f"smpp-w{window}", db, workers=True, env={"BATGATE_CONFIG": str(config)}
-    ) as server:
-        return asyncio.run(_end_to_end(server.url, key, bodies))
+    env = {"BATGATE_CONFIG": str(config)}
+    with servers.batgate(f"smpp-w{window}", db, workers=True, env=env) as server:
+        accepted_at, started = asyncio.run(_send_all(server.url, key, bodies))
+        deadline = time.monotonic() + 900
+        while seeding.not_final(db):
+            if time.monotonic() > deadline:
+                raise BenchError(f"smpp: {seeding.not_final(db)} messages not final in 900 s")
+            time.sleep(0.05)
+        final = _final_writes(db)
+        visible = _visible(server.url, key, list(accepted_at))
+    delivered = {i: at for i, (status, at) in final.items() if status == "delivered"}
+    if visible != len(delivered):
+        raise BenchError(f"smpp: {len(delivered)} delivered in the database, {visible} by GET")
+    latencies = sorted(delivered[i] - accepted_at[i] for i in delivered if i in accepted_at)
+    seconds = max(delivered.values()) - started
+    return {
+        "messages": len(accepted_at),
+        "delivered": len(delivered),
+        "not_delivered": len(accepted_at) - len(delivered),
+        "seconds": round(seconds, 2),
+        "messages_per_s": round(len(delivered) / seconds),
+        "p50_ms": round(1000 * statistics.median(latencies), 1),
+        "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
+    }
 
 
 def run(
