@@ -15,6 +15,7 @@ each such claim is counted by the store (`reclaims`) and logged here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -88,14 +89,18 @@ class Dispatcher:
 
     async def _idle(self) -> None:
         self._wakeup.clear()
-        try:
-            await asyncio.wait_for(self._wakeup.wait(), self._settings.poll_interval)
-        except TimeoutError:
-            pass
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation
+        # that meets the wake-up (Engine.stop right after a wake()), and the loop
+        # would go on for ever.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._settings.poll_interval):
+                await self._wakeup.wait()
 
     async def tick(self) -> int:
         """Claim one batch of due messages, handle each, write all results at once."""
         now = self._clock()
+        if not await self._store.anything_due(now):
+            return 0
         lease_ends = time.monotonic() + self._settings.lease_seconds
         records = await self._store.claim_due(
             self.worker, now, self._settings.lease_seconds, self._settings.batch_size

@@ -109,14 +109,18 @@ class WebhookSender:
                 log.exception("webhook claim failed")
             if claimed < self._settings.batch_size:
                 self._wakeup.clear()
+                # Not wait_for: see Dispatcher._idle (a cancel meeting wake() was lost).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._settings.poll_interval)
+                    async with asyncio.timeout(self._settings.poll_interval):
+                        await self._wakeup.wait()
 
     async def _claim(self, client: aiohttp.ClientSession) -> int:
         room = self._max_backlog - len(self._claimed)
         if room <= 0:
             return 0
         now = self._clock()
+        if not await self._store.outbox.anything_due(now):
+            return 0
         events = await self._store.outbox.claim(
             self.worker,
             now,

@@ -65,8 +65,8 @@ class BacklogGauges(Collector):
                 return
             started = self._monotonic()
             try:
-                read = self._gauges.backlog(self._clock())
-                self._reading = await asyncio.wait_for(read, self._timeout)
+                async with asyncio.timeout(self._timeout):  # not wait_for: see Dispatcher._idle
+                    self._reading = await self._gauges.backlog(self._clock())
             except Exception as exc:  # a failed read is a gauge value, not an error page
                 log.warning("reading the database gauges failed: %r", exc)
                 self._reading = None

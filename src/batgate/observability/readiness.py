@@ -21,7 +21,8 @@ NOT_READY = error_body("NOT_READY", "the database does not answer; the server lo
 async def check(gauges: Gauges, timeout: float) -> bool:
     """True when the database answers a trivial query within `timeout` seconds."""
     try:
-        await asyncio.wait_for(gauges.ping(), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: see Dispatcher._idle
+            await gauges.ping()
     except TimeoutError:
         log.warning("not ready: the database gave no answer within %g s", timeout)
         return False

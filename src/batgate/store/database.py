@@ -12,14 +12,19 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+if TYPE_CHECKING:
+    import asyncpg
+
+# The newest migration (a test checks it against Alembic's head). A database already
+# there is not handed to Alembic at all: each CLI command and process start saves
+# Alembic's import and its reading of the migration scripts.
+HEAD_REVISION = "0006"
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -108,6 +113,28 @@ class Database:
             raise RuntimeError("async point reads need PostgreSQL")
         return self.fast.reader(str(query.compile(dialect=self.writer.dialect)))
 
+    def peek(self, sql: str) -> Callable[[float], Awaitable[bool]]:
+        """A function telling whether `sql` (one parameter, `?1` on SQLite, `$1` on
+        PostgreSQL) finds a row: a read that takes no lock, on the connections of the
+        hot point reads (SQLite's lookup connection, PostgreSQL's asyncpg pool)."""
+        if self.lookup is not None:
+            raw = self.lookup.connection.driver_connection
+            if raw is None:
+                raise RuntimeError("the lookup connection is closed")
+
+            async def on_sqlite(value: float) -> bool:
+                return raw.execute(sql, (value,)).fetchone() is not None
+
+            return on_sqlite
+        if self.fast is None:
+            raise RuntimeError("peeks need SQLite's lookup connection or PostgreSQL")
+        read = self.fast.reader(sql)
+
+        async def on_postgresql(value: float) -> bool:
+            return await read(value) is not None
+
+        return on_postgresql
+
     async def dispose(self) -> None:
         if self.fast is not None:
             await self.fast.close()
@@ -125,6 +152,8 @@ class Database:
         upgrades take turns and the later ones find the schema current: on PostgreSQL
         a transaction-scoped advisory lock, on SQLite the writer's BEGIN IMMEDIATE.
         """
+        if await self.revision() == HEAD_REVISION:
+            return
         if self.dialect == "postgresql":
             lock = sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_UPGRADE_LOCK)
         else:
@@ -133,6 +162,15 @@ class Database:
             await conn.execute(lock)
             await conn.run_sync(_upgrade)
             await conn.commit()
+
+    async def revision(self) -> str | None:
+        """The schema's Alembic revision; None for a database without one."""
+        try:
+            async with self.reader.connect() as conn:
+                found = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+        except sa.exc.DBAPIError:
+            return None  # no such table yet
+        return None if found is None else str(found)
 
 
 class PointReads:
@@ -151,6 +189,8 @@ class PointReads:
         self._opening = asyncio.Lock()
 
     def reader(self, sql: str) -> Callable[[Any], Awaitable[tuple[Any, ...] | None]]:
+        import asyncpg  # only PostgreSQL's processes load the driver
+
         async def read(value: Any) -> tuple[Any, ...] | None:
             pool = self._pool or await self._open()
             try:
@@ -162,6 +202,8 @@ class PointReads:
         return read
 
     async def _open(self) -> asyncpg.Pool:
+        import asyncpg
+
         async with self._opening:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
@@ -189,6 +231,9 @@ _UPGRADE_LOCK = 0x62617467617465
 
 
 def _upgrade(connection: sa.Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(resources.files("batgate.store") / "migrations"))
     config.attributes["connection"] = connection

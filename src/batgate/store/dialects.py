@@ -109,3 +109,28 @@ def insert_missing(dialect: str, table: sa.Table, values: dict[str, Any]) -> sa.
     if dialect == "postgresql":
         return postgresql.insert(table).values(values).on_conflict_do_nothing()
     return sqlite.insert(table).values(values).on_conflict_do_nothing()
+
+
+def due_peek(dialect: str) -> str:
+    """Is any message claimable at the time given? The claim's own condition, as a
+    read: an idle engine asks this before it takes the write lock of a claim."""
+    now = _param(dialect)
+    return (
+        "SELECT 1 FROM messages WHERE due_at IS NOT NULL AND due_at <= "
+        f"{now} AND (claimed_until IS NULL OR claimed_until < {now}) LIMIT 1"
+    )
+
+
+def webhooks_peek(dialect: str) -> str:
+    """Is any webhook event due at the time given? A superset of what the claim takes
+    (it also skips disabled endpoints and events behind an earlier one)."""
+    now = _param(dialect)
+    return (
+        "SELECT 1 FROM message_events WHERE state = 'pending' AND next_attempt_at <= "
+        f"{now} AND (claimed_until IS NULL OR claimed_until < {now}) LIMIT 1"
+    )
+
+
+def _param(dialect: str) -> str:
+    """The one parameter of a peek, numbered so that it may be used twice."""
+    return "$1" if dialect == "postgresql" else "?1"

@@ -109,6 +109,7 @@ class Store:
         # The hot status read, on SQLite: see Database.lookup and point_read.
         self._read_by_id = db.point_read(_BY_ID) if db.lookup is not None else None
         self._fetch_by_id = db.point_read_async(_BY_ID) if db.fast is not None else None
+        self._due_peek = db.peek(dialects.due_peek(db.dialect))
 
     @classmethod
     def connect(cls, url: str, pool_size: int = 8, max_overflow: int = 0) -> Store:
@@ -327,6 +328,11 @@ class Store:
                 result = await conn.execute(query)
                 found.update((row.id, message_from_row(row)) for row in result)
         return found
+
+    async def anything_due(self, now: float) -> bool:
+        """Whether `claim_due` at `now` could take a message. A read without a lock:
+        an idle engine's poll costs ~30 µs instead of a write transaction's ~2 ms."""
+        return await self._due_peek(now)
 
     async def claim_due(
         self, worker: str, now: float, lease: float, limit: int

@@ -32,6 +32,11 @@ _RECORD = (
 class Outbox:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._due_peek = db.peek(dialects.webhooks_peek(db.dialect))
+
+    async def anything_due(self, now: float) -> bool:
+        """Whether an event could be due at `now` (a read, no lock; see Store.anything_due)."""
+        return await self._due_peek(now)
 
     async def claim(
         self,
