@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import os
 import signal
 import socket
@@ -746,6 +747,7 @@ async def serve(opts: Options) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    faulthandler.enable()  # a crash of the SMSC leaves its stack in its log
     opts = parse_args(argv)
     try:
         import uvloop  # a faster event loop for the proxy, when batgate's uvicorn brought it

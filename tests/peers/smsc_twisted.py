@@ -22,6 +22,7 @@ Run: ``python tests/peers/smsc_twisted.py --port P --control-port C --system-id 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import sys
@@ -319,6 +320,7 @@ def setup_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    faulthandler.enable()  # a crash of the SMSC leaves its stack in its log
     opts = parse_args(argv)
     setup_logging(opts.log_level)
     smsc = Smsc(opts)

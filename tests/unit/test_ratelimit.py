@@ -10,7 +10,7 @@ import pytest
 
 from batgate.api.errors import ApiError
 from batgate.api.ratelimit import RateLimiter
-from batgate.domain.ratelimit import Grant, TokenBucket
+from batgate.domain.ratelimit import Grant, Pacer, TokenBucket
 
 
 class Clock:
@@ -187,3 +187,27 @@ async def test_a_refused_client_costs_no_database_work() -> None:
     for _ in range(100):
         await rejection(limiter, 1)
     assert shared.asked == 2
+
+
+# -- an SMPP link's throughput limit: evenly spaced slots ------------------------------------
+
+PACING = [
+    # (id, rate per second, (time asked, deadline) in order, the waits answered; None: refused)
+    ("no limit", 0.0, [(0.0, 9.0), (0.0, 9.0), (0.0, 9.0)], [0.0, 0.0, 0.0]),
+    ("a burst is spread out", 20.0, [(0.0, 9.0)] * 4, [0.0, 0.05, 0.10, 0.15]),
+    ("asked after its slot: no wait", 10.0, [(0.0, 9.0), (0.5, 9.0), (0.55, 9.0)], [0, 0, 0.05]),
+    ("a slot after the deadline", 5.0, [(0.0, 9.0), (0.0, 0.1), (0.0, 9.0)], [0.0, None, 0.2]),
+    ("deadline passed, no limit", 0.0, [(1.0, 0.5)], [None]),
+]
+
+
+@pytest.mark.parametrize(
+    ("rate", "asks", "waits"), [c[1:] for c in PACING], ids=[c[0] for c in PACING]
+)
+def test_pacer_slots(
+    rate: float, asks: list[tuple[float, float]], waits: list[float | None]
+) -> None:
+    pacer = Pacer(rate)
+    answers = [pacer.reserve(now, deadline) for now, deadline in asks]
+    assert answers == pytest.approx(waits)
+    assert pacer.granted == sum(w is not None for w in waits)

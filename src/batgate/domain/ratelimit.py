@@ -41,3 +41,24 @@ class TokenBucket:
     def chunk(self) -> int:
         """How many tokens a process asks for at once: a tenth of a second's worth."""
         return max(1, min(int(self.burst), math.ceil(self.rate / 10)))
+
+
+@dataclass(slots=True)
+class Pacer:
+    """Evenly spaced slots, at most `rate` a second (0: no limit): an SMPP link's
+    throughput limit. Pure: the caller passes its clock's time and sleeps the wait."""
+
+    rate: float
+    next_slot: float = 0.0
+    granted: int = 0  # slots handed out so far
+
+    def reserve(self, now: float, deadline: float = math.inf) -> float | None:
+        """Seconds to wait before sending at `now`, the slot then reserved; None, and
+        nothing reserved, when the next free slot comes after `deadline`."""
+        slot = now if self.rate <= 0 else max(now, self.next_slot)
+        if slot > deadline:
+            return None
+        if self.rate > 0:
+            self.next_slot = slot + 1.0 / self.rate
+        self.granted += 1
+        return slot - now

@@ -195,6 +195,11 @@ class SmppConnector:
     def bound_links(self) -> int:
         return sum(1 for link in self._links if _usable(link))
 
+    @property
+    def transmitters(self) -> list[Session]:
+        """The sessions the links send on now (their pacers, for diagnostics)."""
+        return [link.transmitter for link in self._links if link.transmitter is not None]
+
     # -- sending -----------------------------------------------------------------------
 
     async def send(self, message: Outbound) -> SendResult:
@@ -328,7 +333,10 @@ class SmppConnector:
             remaining = min(1.0, deadline - asyncio.get_running_loop().time())
             if remaining > 0:
                 try:
-                    await asyncio.wait_for(self._up.wait(), remaining)
+                    # Not wait_for: on Python 3.11 it can drop a cancellation (see
+                    # batgate.engine.dispatcher.Dispatcher._idle).
+                    async with asyncio.timeout(remaining):
+                        await self._up.wait()
                 except TimeoutError:
                     return None
             usable = [link.transmitter for link in self._links if _usable(link)]

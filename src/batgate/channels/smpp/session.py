@@ -43,6 +43,7 @@ from batgate.channels.smpp.pdu import (
     frame_length,
     status_name,
 )
+from batgate.domain.ratelimit import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class Session(asyncio.Protocol):
         self._pending: dict[int, tuple[asyncio.Future[Pdu], asyncio.TimerHandle]] = {}
         self._window = asyncio.Semaphore(settings.window)
         self._sequence = 0
-        self._next_slot = 0.0
+        self.pacer = Pacer(settings.throughput)
         self._heard_at = self._loop.time()
         self._keepalive: asyncio.Task[None] | None = None
         self.closed: asyncio.Future[None] = self._loop.create_future()
@@ -119,9 +120,10 @@ class Session(asyncio.Protocol):
         """Connect and bind; raises OSError / TimeoutError, BindRefused or NoAnswer."""
         session = cls(settings, on_request, name)
         loop = asyncio.get_running_loop()
-        await asyncio.wait_for(
-            loop.create_connection(lambda: session, host, port), settings.connect_timeout
-        )
+        # Not wait_for: on Python 3.11 a cancellation meeting the connect is dropped,
+        # and a closing connector's link task would bind again and never end.
+        async with asyncio.timeout(settings.connect_timeout):
+            await loop.create_connection(lambda: session, host, port)
         try:
             await session._bind()
         except BaseException:
@@ -187,7 +189,11 @@ class Session(asyncio.Protocol):
                 if self.closed.done():
                     # Woken by connection_lost (see there): the connection is gone.
                     raise LinkClosed(f"{self.name}: connection lost before it could be sent")
-                await self._pace()
+                wait = self.pacer.reserve(self._loop.time(), deadline)
+                if wait is None:
+                    raise NotSent(f"{self.name}: its throughput slot comes after its deadline")
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 left = deadline - self._loop.time()
                 if left <= 0:
                     # Sent now, it could only time out and be sent again: a duplicate.
@@ -197,16 +203,6 @@ class Session(asyncio.Protocol):
                 self._window.release()
         finally:
             self.outstanding -= 1
-
-    async def _pace(self) -> None:
-        rate = self.settings.throughput
-        if rate <= 0:
-            return
-        now = self._loop.time()
-        slot = max(now, self._next_slot)
-        self._next_slot = slot + 1.0 / rate
-        if slot > now:
-            await asyncio.sleep(slot - now)
 
     async def request(self, body: Body, timeout: float) -> Pdu:
         """Send a request and wait for its response (of any command status)."""
