@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: install
-	$(BIN)/batgate serve --demo
+	$(BIN)/batgate serve --demo $(ARGS)
 
 # Integration and end-to-end tests run on SQLite and on PostgreSQL (BATGATE_TEST_BACKENDS
 # picks; default both): PostgreSQL is started, or installed, when it is missing. With

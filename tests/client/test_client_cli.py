@@ -134,7 +134,7 @@ def test_wait_shows_a_table_and_exits_3_on_timeout(cli: Any) -> None:
         (["send", "--to", OK], 2, "give --to and --text"),
         (["send", "--to", OK, "--text", "x", "--idempotency-key", "a b"], 2, "--idempotency-key"),
         (["send", "--csv", "missing.csv"], 2, "does not exist"),
-        (["status", "no-such-id"], 1, "1 of 1 statuses could not be read"),
+        (["status", "no-such-id"], 1, "1 of 1 status could not be read"),
         (["report", "987654"], 1, "batgate extension"),
         (["report", "not-a-number"], 2, "Invalid value"),
     ],
@@ -236,7 +236,10 @@ def test_the_cli_as_a_subprocess_survives_sigint_mid_send(
     env = {**server.env, "BATGATE_URL": proxy.url, "BATGATE_API_KEY": api_key}
     command = [str(BATGATE), "send", "--csv", str(path), "--from", "Shop", "--chunk-size", "2"]
     proxy.hold_after = 2  # chunk 2 waits in the proxy while the command is interrupted
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # As a shell starts a command in the foreground: SIGINT's default action, even when
+    # this test runs under a script started in the background (which ignores SIGINT).
+    interruptible = ["env", "--default-signal=INT", *command]
+    proc = subprocess.Popen(interruptible, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert proxy.held.wait(30), "the third chunk never arrived"
         proc.send_signal(signal.SIGINT)
@@ -244,7 +247,7 @@ def test_the_cli_as_a_subprocess_survives_sigint_mid_send(
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.wait(10)
     assert proc.returncode == 130, stderr
     assert b"interrupted" in stderr and b"run the same command again to resume" in stderr
     proxy.release.set()  # the server stores chunk 2 after all; its answer goes nowhere

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 
@@ -29,12 +30,23 @@ def test_openapi_document_lists_the_smsbat_paths(fast_server):
     assert "get" in document["paths"]["/bat/message/{messageId}"]
 
 
-def test_docs_page_is_html(fast_server):
-    response = fast_server.http.get("/docs")
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_work_offline(fast_server, page):
+    """The pages load their scripts and styles from batgate itself, never a CDN."""
+    response = fast_server.http.get(page)
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "<html" in response.text.lower()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+    assert assets and all(a.startswith("/") for a in assets), assets
+    scripts = [a for a in assets if a.endswith(".js")]
+    assert scripts, assets
+    for asset in assets:
+        loaded = fast_server.http.get(asset)
+        assert loaded.status_code == 200, asset
+        assert len(loaded.content) > 1000, asset
+    assert "/openapi.json" in response.text
 
 
 def test_db_upgrade_on_a_fresh_database(fresh_cli):
@@ -83,3 +95,56 @@ def test_created_keys_are_distinct_and_work(fast_server):
     for account in (one, two):
         response = fast_server.http.get("/bat/message/nothing-here", headers=account.headers)
         fast_server.assert_error(response, 404, "NOT_FOUND")
+
+
+# -- `serve --demo`: the README tour's account ---------------------------------------------
+
+
+def _demo_credentials(server) -> tuple[str, str]:
+    """The API key and password `serve --demo` printed (its `export KEY=… PASSWORD=…`)."""
+    log = (server.workdir / "server-1.log").read_text()
+    found = re.search(r"export KEY='([^']+)' PASSWORD='([^']+)'", log)
+    assert found, log
+    return found.group(1), found.group(2)
+
+
+def _status_codes(server, key: str, password: str) -> list[int]:
+    """GET /bat/message/{unknown} with each of the three logins: 404 means logged in."""
+    basic = [("demo", password), ("@", key)]
+    answers = [server.http.get("/bat/message/none", headers={"X-Authorization-Key": key})]
+    answers += [server.http.get("/bat/message/none", auth=auth) for auth in basic]
+    return [a.status_code for a in answers]
+
+
+def test_the_demo_account_keeps_its_credentials_across_restarts(start_server, tmp_path):
+    first = start_server(tmp_path, {}, None, "--demo")
+    key, password = _demo_credentials(first)
+    assert _status_codes(first, key, password) == [404, 404, 404]
+    saved = tmp_path / "batgate.demo.json"
+    assert saved.stat().st_mode & 0o077 == 0  # the owner's alone
+    assert json.loads(saved.read_text()) == {
+        "username": "demo",
+        "apiKey": key,
+        "password": password,
+    }
+    first.proc.terminate()
+    first.proc.wait(10)
+
+    again = start_server(tmp_path, {}, None, "--demo")
+    assert _demo_credentials(again) == (key, password)
+    assert _status_codes(again, key, password) == [404, 404, 404]
+    again.proc.terminate()
+    again.proc.wait(10)
+
+    renewed = start_server(tmp_path, {}, None, "--demo", "--new-demo-key")
+    new_key, new_password = _demo_credentials(renewed)
+    assert new_key != key and new_password != password
+    assert _status_codes(renewed, new_key, new_password) == [404, 404, 404]
+    assert _status_codes(renewed, key, password) == [401, 401, 401]
+
+
+def test_new_demo_key_without_demo_is_a_usage_error(fresh_cli):
+    done = fresh_cli("serve", "--new-demo-key", check=False)
+
+    assert done.returncode == 2
+    assert "--new-demo-key goes with --demo" in done.stderr

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 
 from batgate import __version__
@@ -72,11 +73,15 @@ def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
                 await engine.stop()
             await store.close()
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc with their scripts and styles served from the
+    # installed package (under /static-offline-docs), so they work without the internet.
+    app = FastAPIOffline(
         title="batgate",
         version=__version__,
         description="A self-hosted messaging gateway speaking the SMSBAT REST API.",
         lifespan=lifespan,
+        # Swagger UI would otherwise send the document to validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     install_handlers(app)
     _routes(app, store, gate, sender, statuses)

@@ -8,9 +8,10 @@ from typing import Annotated
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column
 
 from batgate.cli.common import DatabaseUrl, fail, open_store, run, settings_for, with_store
+from batgate.cli.output import table, text_column
 from batgate.domain.credentials import hash_password, key_hash, new_api_key, new_webhook_secret
 from batgate.domain.records import Account
 from batgate.domain.urls import is_http_url
@@ -78,19 +79,25 @@ def list_(
         for a in found:
             emit(_public(a))
         return
-    table = Table("username", "currency", "webhook URL", "password", "disabled")
+    out = table(
+        Column("username", no_wrap=True),
+        "currency",
+        text_column("webhook URL"),
+        "password",
+        "disabled",
+    )
     for a in found:
         url = a.webhook_url or "-"
         if a.webhook_url and not a.webhook_enabled:
             url += " (disabled)"
-        table.add_row(
+        out.add_row(
             a.username,
             a.currency,
             url,
             "yes" if a.password_hash else "no",
             "yes" if a.disabled else "no",
         )
-    Console().print(table)
+    Console().print(out)
 
 
 @app.command("rotate-key")

@@ -65,7 +65,14 @@ def serve(
         bool, typer.Option("--workers/--no-workers", help="Run the delivery engine here too.")
     ] = True,
     demo: Annotated[
-        bool, typer.Option(help="Create (or refresh) a 'demo' account and print how to try it.")
+        bool,
+        typer.Option(
+            help="A 'demo' account (credentials kept beside the database) and how to try it."
+        ),
+    ] = False,
+    new_demo_key: Annotated[
+        bool,
+        typer.Option(help="With --demo: new demo credentials instead of the saved ones."),
     ] = False,
     access_log: Annotated[
         bool | None,
@@ -82,8 +89,10 @@ def serve(
     use_config(config)
     settings = settings_for(database_url, host=host, port=port, access_log=access_log)
     _logging(settings)
+    if new_demo_key and not demo:
+        fail("--new-demo-key goes with --demo", 2)
     if demo:
-        _print_demo(settings)
+        _print_demo(settings, renew=new_demo_key)
     server = uvicorn.Config(
         create_app(settings, workers=workers),
         host=settings.host,
@@ -188,37 +197,41 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def _print_demo(settings: Settings) -> None:
-    from batgate.domain.credentials import key_hash, new_api_key, new_webhook_secret
+def _print_demo(settings: Settings, *, renew: bool) -> None:
+    from batgate.cli import demo
 
-    api_key = new_api_key()
+    path = demo.credentials_path(settings.database_url)
+    creds, made = demo.load_or_make(path, renew=renew)
 
     async def main() -> None:
         async with open_store(settings) as store:
-            if await store.update_account("demo", api_key_hash=key_hash(api_key)) is None:
-                await store.create_account(
-                    "demo",
-                    key_hash(api_key),
-                    None,
-                    None,
-                    new_webhook_secret(),
-                    settings.default_currency,
-                )
+            await demo.ensure_account(store, creds, settings.default_currency)
 
     run(main)
     base = f"http://{settings.host}:{settings.port}"
+    kept = "new, saved in" if made else "the same as last time, from"
+    hint = demo.path_hint()
+    setup = (f"  {hint}\n" if hint else "") + (
+        f"  export KEY='{creds.api_key}' PASSWORD='{creds.password}'"
+    )
     typer.echo(
         f"""
 batgate {__version__} — sandbox carrier, database {settings.database_url}
-demo account: demo   API key: {api_key}
+demo account: {creds.username}   password: {creds.password}
+API key: {creds.api_key}
+({kept} {path}; `serve --demo --new-demo-key` makes new ones)
+
+In another shell, for the README's tour:
+{setup}
 
 Send a message:
-  curl -s {base}/bat/messagelist -H 'X-Authorization-Key: {api_key}' \\
-    -H 'Content-Type: application/json' \\
+  curl -s {base}/bat/messagelist -H "X-Authorization-Key: $KEY" \\
     -d '{{"messages":[{{"from":"batgate","to":"+380501234567","type":"sms","text":"Hello"}}]}}'
 
-Then follow it (use the messageId from the answer):
-  curl -s {base}/bat/message/MESSAGE_ID -H 'X-Authorization-Key: {api_key}'
+Then follow it (the messageId from the answer), with any of the three logins:
+  curl -s {base}/bat/message/MESSAGE_ID -H "X-Authorization-Key: $KEY"
+  curl -s {base}/bat/message/MESSAGE_ID -u "{creds.username}:$PASSWORD"
+  curl -s {base}/bat/message/MESSAGE_ID -u "@:$KEY"
 
 API docs: {base}/docs
 """

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from batgate.cli.accounts import emit
 from batgate.cli.common import DatabaseUrl, fail, settings_for, with_store
+from batgate.cli.output import money, number_column, table
 from batgate.domain.messages import Channel
 from batgate.domain.pricing import Rate, RateTable, from_micros, to_micros
 from batgate.engine.ratebook import configured_rates
@@ -66,8 +66,8 @@ def list_(
     settings = settings_for(database_url)
 
     stored = with_store(settings, lambda store: store.list_rates())
-    table = RateTable([*configured_rates(settings.rates), *stored])
-    rows = sorted(table.entries(), key=lambda r: (r.channel, r.prefix))
+    in_force = RateTable([*configured_rates(settings.rates), *stored])
+    rows = sorted(in_force.entries(), key=lambda r: (r.channel, r.prefix))
     origin = {(r.channel, r.prefix) for r in stored}
     if json:
         for r in rows:
@@ -81,8 +81,8 @@ def list_(
                 }
             )
         return
-    out = Table("channel", "prefix", "price", "currency", "source")
+    out = table("channel", "prefix", number_column("price of a part"), "source")
     for r in rows:
         src = "database" if (r.channel, r.prefix) in origin else "config"
-        out.add_row(r.channel, r.prefix or "(all)", f"{from_micros(r.micros):g}", r.currency, src)
+        out.add_row(r.channel, r.prefix or "(all)", money(from_micros(r.micros), r.currency), src)
     Console().print(out)

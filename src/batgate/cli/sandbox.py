@@ -11,9 +11,7 @@ import logging
 from typing import Annotated
 
 import typer
-from aiohttp import web
 
-from batgate.channels.sandbox_http import carrier_app
 from batgate.cli.common import settings_for
 
 
@@ -24,6 +22,11 @@ def sandbox(
     port: Annotated[int, typer.Option(envvar="BATGATE_SANDBOX_PORT", help="TCP port.")] = 8025,
 ) -> None:
     """Run the sandbox carrier as its own process (workers use it with sandbox.url)."""
+    # Imported here: every other command starts quicker without aiohttp.
+    from aiohttp import web
+
+    from batgate.channels.sandbox_http import carrier_app
+
     settings = settings_for(None)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

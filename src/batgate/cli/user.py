@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from batgate.cli.batch import (
@@ -35,6 +35,15 @@ from batgate.cli.batch import (
     send_batch,
 )
 from batgate.cli.common import err, fail
+from batgate.cli.output import (
+    id_column,
+    money,
+    number_column,
+    plural,
+    status_column,
+    table,
+    text_column,
+)
 from batgate.client import (
     AuthenticationError,
     BatgateError,
@@ -160,13 +169,17 @@ def send(
 
 
 def _send_table(result: SendResult) -> Table:
-    table = Table(title=f"messagelist {result.messagelist_id}")
-    for column in ("to", "status", "messageId / error", "parts"):
-        table.add_column(column)
+    out = table(
+        Column("to", no_wrap=True),
+        Column("status", no_wrap=True),
+        id_column("messageId / error"),
+        number_column("parts"),
+        title=f"messagelist {result.messagelist_id}",
+    )
     for e in result.entries:
         ident = e.message_id if e.accepted else f"{e.error_code}: {e.error_message}"
-        table.add_row(e.to or "", e.status, ident or "", str(e.parts or ""))
-    return table
+        out.add_row(e.to or "", e.status, ident or "", str(e.parts or ""))
+    return out
 
 
 def _load(
@@ -231,15 +244,19 @@ def _report_csv(batch: Batch, state: State, rows: list[RowResult], as_json: bool
             }
         )
     else:
-        summary = Table(title=f"{batch.path.name}: {len(rows)} messages in {len(lists)} lists")
-        for column in ("accepted", "rejected", "messagelist ids"):
-            summary.add_column(column)
+        summary = table(
+            number_column("accepted"),
+            number_column("rejected"),
+            text_column("messagelist ids"),
+            title=f"{batch.path.name}: {plural(len(rows), 'message')} "
+            f"in {plural(len(lists), 'list')}",
+        )
         summary.add_row(str(len(rows) - len(rejected)), str(len(rejected)), _ids_text(lists))
         out.print(summary)
         if rejected:
             out.print(_rejected_table(rejected))
     if rejected:
-        fail(f"{len(rejected)} of {len(rows)} messages rejected")
+        fail(f"{len(rejected)} of {plural(len(rows), 'message')} rejected")
 
 
 def _row_json(row: RowResult) -> dict[str, Any]:
@@ -255,12 +272,16 @@ def _ids_text(ids: Sequence[int]) -> str:
 
 def _rejected_table(rejected: Sequence[RowResult], limit: int = 20) -> Table:
     title = "rejected" + (f" (first {limit} of {len(rejected)})" if len(rejected) > limit else "")
-    table = Table(title=title)
-    for column in ("row", "to", "code", "message"):
-        table.add_column(column)
+    out = table(
+        number_column("row"),
+        Column("to", no_wrap=True),
+        Column("code", no_wrap=True),
+        text_column("message"),
+        title=title,
+    )
     for r in rejected[:limit]:
-        table.add_row(str(r.row), r.to, r.error_code or "", r.error_message or "")
-    return table
+        out.add_row(str(r.row), r.to, r.error_code or "", r.error_message or "")
+    return out
 
 
 # -- status and wait -----------------------------------------------------------------------
@@ -281,7 +302,7 @@ def status(
         out.print(_status_table([(r.message_id, r.status, r.error) for r in results]))
     failed = [r for r in results if not r.ok]
     if failed:
-        fail(f"{len(failed)} of {len(results)} statuses could not be read")
+        fail(f"{len(failed)} of {plural(len(results), 'status', 'statuses')} could not be read")
 
 
 def _result_json(result: StatusResult) -> dict[str, Any]:
@@ -332,25 +353,24 @@ def _wait_live(client: Client, ids: Sequence[str], timeout: float) -> list[Messa
 
 
 def _status_table(rows: Sequence[tuple[str, MessageStatus | None, BatgateError | None]]) -> Table:
-    table = Table()
-    table.add_column("messageId", no_wrap=True)
-    for column in ("status", "parts", "cost", "channels", "list"):
-        table.add_column(column)
+    """One message a row; its list and its fallback chain's channels under its id."""
+    out = table(
+        id_column("messageId"), status_column(), number_column("parts"), text_column("cost")
+    )
     for mid, s, error in rows:
+        ident = Text(mid)
         if s is None:
-            table.add_row(mid, str(error) if error else "…", "", "", "", "")
+            if error is not None:
+                ident.append(f"\n  {error}", style="red")
+            out.add_row(ident, "…" if error is None else "error", "", "")
             continue
-        cost = "" if s.cost is None else f"{s.cost:.2f} {s.bill_currency or ''}".strip()
-        channels = ", ".join(f"{c}: {v}" for c, v in s.extended_statuses.items())
-        table.add_row(
-            mid,
-            s.status.value,
-            str(s.parts_count or ""),
-            cost,
-            channels,
-            str(s.messagelist_id or ""),
-        )
-    return table
+        about = [f"list {s.messagelist_id}"] if s.messagelist_id is not None else []
+        if s.extended_statuses:
+            about.append(" → ".join(f"{c} {v}" for c, v in s.extended_statuses.items()))
+        if about:
+            ident.append("\n  " + " · ".join(about), style="dim")
+        out.add_row(ident, s.status.value, str(s.parts_count or ""), money(s.cost, s.bill_currency))
+    return out
 
 
 # -- report --------------------------------------------------------------------------------
@@ -384,13 +404,13 @@ def report(
 
 
 def _report_table(summary: MessagelistReport) -> Table:
-    table = Table(title=f"messagelist {summary.messagelist_id}")
-    table.add_column("status")
-    table.add_column("messages", justify="right")
+    out = table(
+        status_column(), number_column("messages"), title=f"messagelist {summary.messagelist_id}"
+    )
     for name, count in summary.counts.items():
-        table.add_row(name, str(count))
-    table.add_section()
-    table.add_row("total", str(summary.total))
-    table.add_row("delivery rate", f"{summary.delivery_rate:.1%}")
-    table.add_row("cost", f"{summary.cost:.2f} {summary.currency or ''}".strip())
-    return table
+        out.add_row(name, str(count))
+    out.add_section()
+    out.add_row("total", str(summary.total))
+    out.add_row("delivery rate", f"{summary.delivery_rate:.1%}")
+    out.add_row("cost", money(summary.cost, summary.currency))
+    return out

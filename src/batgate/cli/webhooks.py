@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from batgate.cli.accounts import emit
 from batgate.cli.common import DatabaseUrl, fail, settings_for, with_store
+from batgate.cli.output import id_column, number_column, plural, status_column, table
 from batgate.domain.notifications import EventView, rfc3339
 
 app = typer.Typer(help="Webhook events: list them, retry failed ones.", no_args_is_help=True)
@@ -32,14 +34,17 @@ def list_(
         for e in events:
             emit(_public(e))
         return
-    table = Table("id", "account", "message", "status", "state", "attempts", "last", "next")
+    Console().print(_events_table(events, time.time()))
+
+
+def _events_table(events: list[EventView], now: float) -> Table:
+    """One event a row; its account, attempts, last answer and next try under its id."""
+    out = table(number_column("id"), id_column("message"), status_column(), Column("state"))
     for e in events:
-        last = str(e.last_status or "") or (e.last_error or "-")
-        nxt = rfc3339(e.next_attempt_at) if e.state == "pending" and e.next_attempt_at else "-"
-        table.add_row(
-            str(e.id), e.username, e.message_id, e.status, e.state, str(e.attempts), last, nxt
-        )
-    Console().print(table)
+        detail = Text(e.message_id)
+        detail.append(f"\n  {_attempts_line(e, now)}", style="dim")
+        out.add_row(str(e.id), detail, e.status, e.state)
+    return out
 
 
 @app.command()
@@ -59,6 +64,17 @@ def retry(
     if event_id is not None and count == 0:
         fail(f"no failed event with id {event_id}")
     emit({"retried": count})
+
+
+def _attempts_line(e: EventView, now: float) -> str:
+    """`alice · 3 attempts · last 503 · next in 4 s`."""
+    words = [e.username, plural(e.attempts, "attempt")]
+    last = str(e.last_status or "") or e.last_error
+    if last:
+        words.append(f"last {last}")
+    if e.state == "pending" and e.next_attempt_at:
+        words.append(f"next in {max(0, round(e.next_attempt_at - now))} s")
+    return " · ".join(words)
 
 
 def _public(e: EventView) -> dict[str, object]:
