@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -35,3 +41,47 @@ def database_url(databases: Databases, backend: str, tmp_path: Path) -> Iterator
     """A fresh, migrated database of the test's backend (PostgreSQL's are recycled)."""
     with databases.lease(backend, tmp_path) as url:
         yield url
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`, scripts/run-tests), a module's tests on
+    one backend stay on one worker, so its module-scoped servers start once."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        backend = params.params.get("backend") if params is not None else None
+        group = item.nodeid.split("::", 1)[0] + (f"[{backend}]" if backend else "")
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture(autouse=True)
+def _tasks_shown_before_the_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """An async test still running 15 s before pytest-timeout stops it prints where each
+    task of its event loop waits: pytest-timeout shows threads, and an event loop's
+    thread only ever shows it waiting in select()."""
+    marker = request.node.get_closest_marker("timeout")
+    limit = float(marker.args[0] if marker else request.config.getini("timeout") or 0)
+    if not inspect.iscoroutinefunction(request.function) or limit <= 30:
+        yield
+        return
+    after = limit - 15
+
+    def show(_signum: int, _frame: FrameType | None) -> None:
+        try:
+            tasks = asyncio.all_tasks()
+        except RuntimeError:  # no loop running at this moment
+            return
+        print(
+            f"\n{request.node.nodeid}: still running after {after:g} s; its tasks:", file=sys.stderr
+        )
+        for task in tasks:
+            task.print_stack(limit=10, file=sys.stderr)
+
+    previous = signal.signal(signal.SIGUSR1, show)
+    timer = threading.Timer(after, os.kill, (os.getpid(), signal.SIGUSR1))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)

@@ -166,7 +166,7 @@ class Server:
         return dict(response.json())
 
     def wait_final(
-        self, account: Account, message_id: str, timeout: float = 10.0, interval: float = 0.05
+        self, account: Account, message_id: str, timeout: float = 30.0, interval: float = 0.05
     ) -> Trace:
         """Poll until the status is final; the trace of all answers (invariants checked)."""
         return self.wait_all(account, [message_id], timeout, interval)[message_id]

@@ -129,7 +129,7 @@ def test_disabled_account_is_401_and_enabled_again_works(fast_server):
     assert status == 200
 
 
-def _poll_status(url, body, credentials, until, timeout=5.0):
+def _poll_status(url, body, credentials, until, timeout=30.0):
     deadline = time.monotonic() + timeout
     while True:
         status, headers, _ = curl(url, "-d", body, *credentials)

@@ -284,14 +284,14 @@ def test_readyz_fails_while_postgresql_refuses_connections(
         f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
     )
     try:
-        eventually(lambda: ready(server.base_url).status_code == 503, 10, "503 from /readyz")
+        eventually(lambda: ready(server.base_url).status_code == 503, 30, "503 from /readyz")
         server.assert_error(ready(server.base_url), 503, "NOT_READY")
         scraped = scrape(server.base_url)
         assert value(scraped, "batgate_database_up") == 0
         assert ("batgate_queue_messages", ()) not in scraped  # no reading, no value
     finally:
         postgres(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-    eventually(lambda: ready(server.base_url).status_code == 200, 10, "200 from /readyz")
+    eventually(lambda: ready(server.base_url).status_code == 200, 30, "200 from /readyz")
 
 
 # -- `batgate worker --metrics-port` ------------------------------------------------------

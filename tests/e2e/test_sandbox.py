@@ -70,7 +70,7 @@ def test_0005_no_receipt_is_undeliverable_when_ttl_passes(fast_server, alice):
     )
     expiring, lasting = (e["messageId"] for e in answer["messages"])
 
-    trace = fast_server.wait_final(alice, expiring, timeout=10)
+    trace = fast_server.wait_final(alice, expiring, timeout=30)
 
     trace.assert_walk("undeliverable")
     assert "processing" in trace.statuses

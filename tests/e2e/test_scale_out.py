@@ -193,13 +193,13 @@ def test_a_killed_worker_loses_nothing_and_bills_nothing_twice(
                 run.killed.append(victim.proc.pid)
                 workers.append(fleet.worker(env))
         for future in sending:
-            for list_id, ids in future.result():
+            for list_id, ids in future.result(timeout=PATIENCE):
                 run.lists[list_id] = list(ids)
                 run.accepted.update(ids)
         run.mark("sent", start)
         with raw_connection(url) as raw:
             wait_all_done(raw, case.messages, PATIENCE, run, start)
-        traces = watched.result()
+        traces = watched.result(timeout=PATIENCE)
 
     assert len(run.accepted) == case.messages
     hooks = final_hooks(receiver, case.messages)
@@ -253,7 +253,7 @@ def statistics_kept(url: str, every: float = 5.0) -> Iterator[None]:
         yield
     finally:
         stop.set()
-        thread.join()
+        thread.join(30)
 
 
 def send_share(
@@ -500,7 +500,8 @@ def check_repeats_within_bound(
     unseen = figures["unanswered hand-overs"] + expired_in_flight
     assert 0 <= stats["handovers"] - figures["recorded hand-overs"] <= unseen, figures
     handed_messages = sum(1 for n in handed.values() if n)
-    assert 0 <= stats["messages"] - handed_messages <= expired_in_flight, figures
+    # A message whose every hand-over went unanswered can end without a recorded one.
+    assert 0 <= stats["messages"] - handed_messages <= unseen, figures
     # Only the killed workers' leases ran out: a tick that outlived its lease would
     # mean the lease is too short for this machine (the bound holds per crash).
     lapsed = {int(m) for m in re.findall(r"after the lease of [^:\s]+:(\d+):\w+ ran out", logs)}

@@ -60,7 +60,7 @@ def test_seed_example_reports_delivery_with_cost(fast_server, alice, capsys):
 
     # Usage, as in the seed:
     result = wait_for_delivery(
-        message_id, alice.api_key, timeout=10, base_url=fast_server.base_url, poll_interval=0.1
+        message_id, alice.api_key, timeout=30, base_url=fast_server.base_url, poll_interval=0.1
     )
 
     if result["success"]:
@@ -80,7 +80,7 @@ def test_seed_example_reports_failure(fast_server, alice):
     message_id = send_sms(fast_server.base_url, alice.api_key, "+380501230001")
 
     result = wait_for_delivery(
-        message_id, alice.api_key, timeout=10, base_url=fast_server.base_url, poll_interval=0.1
+        message_id, alice.api_key, timeout=30, base_url=fast_server.base_url, poll_interval=0.1
     )
 
     assert result["success"] is False

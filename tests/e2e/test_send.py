@@ -344,7 +344,7 @@ def test_bare_json_array_body(fast_server, alice):
     assert [e["customerMessageId"] for e in doc["messages"]] == ["first", "second"]
     assert [e["to"] for e in doc["messages"]] == [TO, "+380501230003"]
     assert all(e["status"] == "accepted" for e in doc["messages"])
-    traces = fast_server.wait_all(alice, [e["messageId"] for e in doc["messages"]], timeout=10)
+    traces = fast_server.wait_all(alice, [e["messageId"] for e in doc["messages"]], timeout=30)
     assert {t.final["deliverystatus"] for t in traces.values()} == {"delivered"}
 
 

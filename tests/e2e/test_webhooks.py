@@ -70,7 +70,7 @@ def acked_ids(hooks: list[Hook]) -> set[str]:
 
 
 def wait_acked(
-    receiver: Receiver, ids: set[str], timeout: float = 15.0, path: str | None = None
+    receiver: Receiver, ids: set[str], timeout: float = 30.0, path: str | None = None
 ) -> list[Hook]:
     """Wait until every event in `ids` was acknowledged (2xx) once; all hooks then."""
     return receiver.wait(
@@ -356,7 +356,7 @@ def test_sigkill_between_status_change_and_delivery_loses_no_event(
     # Let some events be claimed and in flight (the receiver holds them), send
     # more messages so that some are between statuses, then kill -9.
     receiver.start({"/hook": {"hang": 60}})
-    receiver.wait(lambda hooks: len(hooks) >= 4, 10, "requests in flight")
+    receiver.wait(lambda hooks: len(hooks) >= 2, 30, "requests in flight")
     later = first.send(account, [sms(customerMessageId=f"late-{i}") for i in range(50)])
     assert first.proc is not None
     os.kill(first.proc.pid, signal.SIGKILL)
@@ -498,12 +498,12 @@ def test_events_go_out_as_soon_as_a_webhook_url_is_set(
     webhook_server.wait_final(account, mid)
     ids = {evt(mid, "processing"), evt(mid, "delivered")}
     try:
-        hooks = wait_acked(receiver, ids, timeout=8)
+        hooks = wait_acked(receiver, ids, timeout=30)
     except AssertionError:
         events = webhook_events(webhook_server, account)
         raise AssertionError(
             f"the events of {mid}, sent just after set-webhook, never went out (waited "
-            f"8 s); the outbox lists {[e['webhookId'] for e in events]}, the receiver "
+            f"30 s); the outbox lists {[e['webhookId'] for e in events]}, the receiver "
             f"got {[h.webhook_id for h in receiver.hooks()]}"
         ) from None
     assert_ordered(hooks, {mid: ["processing", "delivered"]})
@@ -587,12 +587,12 @@ def test_410_disables_the_endpoint_until_an_operator_enables_it(
     receiver.set_rules({"/gone": {"always": 410}, "/cb-gone": {"always": 410}})
     account = create_hooked(webhook_server, "gone", receiver.url("/gone"))
     first = webhook_server.send_one(account, sms())["messageId"]
-    receiver.wait(lambda hooks: len(hooks) >= 1, 10, "the 410", path="/gone")
+    receiver.wait(lambda hooks: len(hooks) >= 1, 30, "the 410", path="/gone")
     receiver.set_rules({"/cb-gone": {"always": 410}})  # the endpoint is healthy again
 
     assert account_info(webhook_server, account.username)["webhookEnabled"] is False
     second = webhook_server.send_one(account, sms())["messageId"]
-    webhook_server.wait_all(account, [first, second], timeout=10)
+    webhook_server.wait_all(account, [first, second], timeout=30)
     time.sleep(1.5)  # events are due all this time: nothing may go out
     held = receiver.hooks("/gone")
     assert [(h.webhook_id, h.answer) for h in held] == [(evt(first, "processing"), 410)]
@@ -615,7 +615,7 @@ def test_410_disables_the_endpoint_until_an_operator_enables_it(
     fine = webhook_server.send_one(other, sms())["messageId"]
     wait_acked(receiver, {evt(fine, "processing"), evt(fine, "delivered")}, path="/other")
     webhook_server.wait_final(other, doomed)
-    receiver.wait(lambda hooks: len(hooks) >= 2, 10, "both 410s", path="/cb-gone")
+    receiver.wait(lambda hooks: len(hooks) >= 2, 30, "both 410s", path="/cb-gone")
     doomed_ids = [evt(doomed, "processing"), evt(doomed, "delivered")]
     deadline = time.monotonic() + 10
     while True:
@@ -682,7 +682,7 @@ def test_given_up_events_are_listed_and_sent_again_by_an_operator(
     account = create_hooked(server, "giveup", receiver.url())
     one, two = [m["messageId"] for m in server.send(account, [sms(), sms()])["messages"]]
     ids = [evt(mid, s) for mid in (one, two) for s in ("processing", "delivered")]
-    server.wait_all(account, [one, two], timeout=10)
+    server.wait_all(account, [one, two], timeout=30)
     receiver.wait(lambda hooks: len(hooks) >= 12, 15, "three attempts of every event")
     deadline = time.monotonic() + 10
     while len(failed := webhook_events(server, account, "--failed")) < 4:
