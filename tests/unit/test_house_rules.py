@@ -19,3 +19,16 @@ def test_no_asyncio_wait_for_in_the_product() -> None:
         if re.search(r"\bwait_for\(", line) and not line.lstrip().startswith("#")
     ]
     assert found == []
+
+
+def test_the_cli_loads_only_what_a_command_needs() -> None:
+    """Every `batgate` command starts a Python process (and the tests start hundreds):
+    the web framework, the HTTP server's and clients' stacks, the migration tool and the
+    PostgreSQL driver are imported by the commands that use them, not by all."""
+    import subprocess
+    import sys
+
+    heavy = ("fastapi", "aiohttp", "alembic", "asyncpg", "uvloop")
+    probe = f"import sys, batgate.cli.main; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

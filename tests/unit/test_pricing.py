@@ -185,3 +185,18 @@ def test_convert_same_currency_needs_no_rate() -> None:
 def test_convert_unknown_currency_raises() -> None:
     with pytest.raises(KeyError):
         convert(123, "USD", "XYZ", FX)
+
+
+@pytest.mark.parametrize(
+    ("priced", "unpriced"),
+    [
+        (["sms", "viber", "rcs", "flashcall"], []),
+        (["sms"], ["viber", "rcs", "flashcall"]),
+        ([], ["sms", "viber", "rcs", "flashcall"]),
+    ],
+)
+def test_channels_without_a_rate_are_named(priced: list[str], unpriced: list[str]) -> None:
+    from batgate.engine.ratebook import unpriced_channels
+
+    table = RateTable([Rate(c, "380", 1000, "USD") for c in priced])
+    assert unpriced_channels(table) == unpriced

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.table import Column, Table
+from rich.text import Text
 
 # The longest status word (`permanenterror`) and a message id (a UUID).
 STATUS_WIDTH = 14
@@ -31,6 +34,13 @@ def table(*columns: str | Column, title: str | None = None) -> Table:
 def id_column(header: str, width: int = ID_WIDTH) -> Column:
     """A column of ids: never cut; what else the cell holds wraps at its width."""
     return Column(header, min_width=width, max_width=width, overflow="fold")
+
+
+def with_detail(ident: str, detail: str, style: str = "dim") -> RenderableType:
+    """An id with a line about it underneath, indented (its wrapped lines too)."""
+    if not detail:
+        return Text(ident)
+    return Group(Text(ident), Padding(Text(detail, style=style), (0, 0, 0, 2)))
 
 
 def status_column(header: str = "status") -> Column:

@@ -43,6 +43,7 @@ from batgate.cli.output import (
     status_column,
     table,
     text_column,
+    with_detail,
 )
 from batgate.client import (
     AuthenticationError,
@@ -353,23 +354,30 @@ def _wait_live(client: Client, ids: Sequence[str], timeout: float) -> list[Messa
 
 
 def _status_table(rows: Sequence[tuple[str, MessageStatus | None, BatgateError | None]]) -> Table:
-    """One message a row; its list and its fallback chain's channels under its id."""
+    """One message a row; its list and its fallback chain's channels under its id. The
+    cost's currency is in the column's title (answers without a fallback do not say it)."""
+    currencies = {s.bill_currency for _, s, _ in rows if s is not None and s.bill_currency}
+    title = f"cost ({currencies.pop()})" if len(currencies) == 1 else "cost"
     out = table(
-        id_column("messageId"), status_column(), number_column("parts"), text_column("cost")
+        id_column("messageId"),
+        status_column(),
+        number_column("parts"),
+        Column(title, justify="right", overflow="fold"),
     )
     for mid, s, error in rows:
-        ident = Text(mid)
         if s is None:
-            if error is not None:
-                ident.append(f"\n  {error}", style="red")
+            ident = with_detail(mid, str(error), "red") if error else with_detail(mid, "")
             out.add_row(ident, "…" if error is None else "error", "", "")
             continue
         about = [f"list {s.messagelist_id}"] if s.messagelist_id is not None else []
         if s.extended_statuses:
             about.append(" → ".join(f"{c} {v}" for c, v in s.extended_statuses.items()))
-        if about:
-            ident.append("\n  " + " · ".join(about), style="dim")
-        out.add_row(ident, s.status.value, str(s.parts_count or ""), money(s.cost, s.bill_currency))
+        out.add_row(
+            with_detail(mid, " · ".join(about)),
+            s.status.value,
+            str(s.parts_count or ""),
+            money(s.cost, None),
+        )
     return out
 
 

@@ -8,11 +8,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Column, Table
-from rich.text import Text
 
 from batgate.cli.accounts import emit
 from batgate.cli.common import DatabaseUrl, fail, settings_for, with_store
-from batgate.cli.output import id_column, number_column, plural, status_column, table
+from batgate.cli.output import (
+    id_column,
+    number_column,
+    plural,
+    status_column,
+    table,
+    with_detail,
+)
 from batgate.domain.notifications import EventView, rfc3339
 
 app = typer.Typer(help="Webhook events: list them, retry failed ones.", no_args_is_help=True)
@@ -34,6 +40,9 @@ def list_(
         for e in events:
             emit(_public(e))
         return
+    if not events:
+        typer.echo("no webhook events" + (" that gave up" if failed else ""))
+        return
     Console().print(_events_table(events, time.time()))
 
 
@@ -41,9 +50,7 @@ def _events_table(events: list[EventView], now: float) -> Table:
     """One event a row; its account, attempts, last answer and next try under its id."""
     out = table(number_column("id"), id_column("message"), status_column(), Column("state"))
     for e in events:
-        detail = Text(e.message_id)
-        detail.append(f"\n  {_attempts_line(e, now)}", style="dim")
-        out.add_row(str(e.id), detail, e.status, e.state)
+        out.add_row(str(e.id), with_detail(e.message_id, _attempts_line(e, now)), e.status, e.state)
     return out
 
 

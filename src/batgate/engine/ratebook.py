@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from batgate.config import RateEntry
+from batgate.domain.messages import Channel
 from batgate.domain.pricing import Rate, RateTable, to_micros
 from batgate.store.manager import Store
 
@@ -40,3 +41,9 @@ class RateBook:
             self._table = RateTable([*self._configured, *stored])
             self._loaded_at = now
         return self._table
+
+
+def unpriced_channels(table: RateTable) -> list[str]:
+    """The channels without any rate: their messages cost nothing."""
+    priced = {rate.channel for rate in table.entries()}
+    return [c.value for c in Channel if c.value not in priced]

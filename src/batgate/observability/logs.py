@@ -74,6 +74,8 @@ def configure(
     root.setLevel(level)
     logging.captureWarnings(True)  # warnings too, as lines of the same shape
     ACCESS.setLevel(logging.INFO if access_log else logging.WARNING)
+    # Alembic names each of its plugins at start-up: noise before every first upgrade.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     for name in _UVICORN:
         logger = logging.getLogger(name)
         logger.handlers.clear()
