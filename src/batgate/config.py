@@ -8,6 +8,7 @@ type checking, so a typo in a value fails at start-up with a clear message.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -35,6 +36,63 @@ class RateLimitSettings(BaseModel):
     enabled: bool = True
     rate: float = 100.0
     burst: int = 200
+
+
+class RetentionSettings(BaseModel):
+    """How long records are kept (docs/operations.md, Retention), in days; 0: for ever.
+
+    The workers remove old records in batches of `batch_size`, `pause` seconds apart,
+    every `interval` seconds. Message events (the history and the webhook outbox)
+    and webhook attempts go after `events_days`; final messages, with all about
+    them, after `messages_days` (by default never: nothing a customer can look up
+    disappears unless the operator says so); `redact_after_days` blanks the text and
+    messageData of final messages earlier, keeping status, parts and money.
+    Idempotency keys go once their 24-hour window has passed.
+    """
+
+    events_days: float = Field(default=90, ge=0)
+    messages_days: float = Field(default=0, ge=0)
+    redact_after_days: float = Field(default=0, ge=0)
+    interval: float = Field(default=3600, gt=0)
+    batch_size: int = Field(default=1000, ge=1)
+    pause: float = Field(default=0.05, ge=0)
+
+
+class HttpSettings(BaseModel):
+    """What one HTTP client may make the server hold (api.server, docs/security.md).
+
+    A request head of at most `max_header_bytes` (request line and headers, 431
+    beyond), `max_headers` headers and a target of `max_url_bytes` (414 beyond); the
+    head within `header_timeout` seconds, the body within `body_timeout` after it
+    (a slow client is answered 408 or cut off); idle keep-alive connections closed
+    after `keep_alive`. The body's size: `max_body_bytes`.
+    """
+
+    max_header_bytes: int = Field(default=32768, ge=1024)
+    max_headers: int = Field(default=100, ge=1)
+    max_url_bytes: int = Field(default=8192, ge=256)
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=60.0, gt=0)
+    keep_alive: float = Field(default=5.0, gt=0)
+    # SIGTERM: keep serving this long with /readyz answering 503, so that a load
+    # balancer's health checks take the process out before it stops listening.
+    drain_seconds: float = Field(default=0.0, ge=0)
+
+
+class AuthSettings(BaseModel):
+    """Failed logins cost the caller, not the gateway (docs/security.md).
+
+    A source address may fail `failures_per_address` times, and a username
+    `failures_per_username` times, per `failure_window` seconds; beyond that its
+    logins are answered 429 before anything is checked. At most `password_checks`
+    Argon2 verifications run at once in a process, `password_queue` more may wait.
+    """
+
+    failures_per_address: int = Field(default=30, ge=1)
+    failures_per_username: int = Field(default=10, ge=1)
+    failure_window: float = Field(default=60.0, gt=0)
+    password_checks: int = Field(default=2, ge=1)
+    password_queue: int = Field(default=16, ge=0)
 
 
 class SandboxSettings(BaseModel):
@@ -79,6 +137,20 @@ class WebhookSettings(BaseModel):
     lease_seconds: float = 60.0
     secret_overlap: float = 86400
     max_retry_after: float = 86400
+    # Ranges a message's callbackUrl may reach although they are not public (loopback,
+    # private, link-local, …): CIDRs such as "10.1.0.0/16" for receivers on premises.
+    # Account webhook URLs, set by the operator, are never checked.
+    allow_private_callbacks: list[str] = Field(default_factory=list)
+
+    @field_validator("allow_private_callbacks")
+    @classmethod
+    def _ranges(cls, ranges: list[str]) -> list[str]:
+        for network in ranges:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP range (CIDR)") from None
+        return ranges
 
 
 class MetricsSettings(BaseModel):
@@ -180,6 +252,12 @@ class Settings(BaseSettings):
     max_parts: int = 10
     default_ttl: int = 86_400
     auth_cache_seconds: float = 30.0
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    # SIGTERM (or Ctrl-C) to exit: requests and work under way finish within this many
+    # seconds (docs/operations.md, Restarts); /readyz answers 503 from the first moment.
+    shutdown_timeout: float = Field(default=20.0, gt=0)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     status_cache_size: int = 100_000
     default_currency: str = "USD"
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)

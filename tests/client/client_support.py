@@ -54,6 +54,9 @@ SERVER_ENV = {
     "BATGATE_DISPATCHER__POLL_INTERVAL": "0.05",
     "BATGATE_DISPATCHER__RETRY_DELAYS": "[0.05,0.05]",
     "BATGATE_RATE_LIMIT__ENABLED": "false",
+    # Wrong credentials are tried on purpose: no login throttling (tested in test_auth.py).
+    "BATGATE_AUTH__FAILURES_PER_ADDRESS": "1000000",
+    "BATGATE_AUTH__FAILURES_PER_USERNAME": "1000000",
 }
 
 

@@ -34,6 +34,7 @@ from batgate.client import (
     ProtocolError,
     RateLimitedError,
     RateLimiter,
+    RcsButton,
     RequestTimeoutError,
     Retries,
     SendResult,
@@ -403,6 +404,28 @@ def test_builders_spell_the_wire_format() -> None:
     assert Message("sms", extra={"callbackUrl": "https://e.com/cb"}).to_json() == {
         "type": "sms",
         "callbackUrl": "https://e.com/cb",
+    }
+
+
+def test_rcs_buttons_spell_the_action_as_an_object() -> None:
+    event = {
+        "title": "Visit",
+        "startTime": "2025-01-25T14:00:00Z",
+        "endTime": "2025-01-25T15:00:00Z",
+    }
+    buttons = [
+        RcsButton("Shop", url="https://e.com/sale"),
+        RcsButton("Call", "dial", extra={"phoneNumber": "+380441234567"}),
+        RcsButton("Here", "shareLocation"),
+        RcsButton("Save", "createCalendarEvent", extra=event),
+    ]
+    assert rcs("+380501234567", "hi", buttons=buttons).to_json()["messageData"] == {
+        "buttons": [
+            {"text": "Shop", "action": {"type": "openUrl", "url": "https://e.com/sale"}},
+            {"text": "Call", "action": {"type": "dial", "phoneNumber": "+380441234567"}},
+            {"text": "Here", "action": {"type": "shareLocation"}},
+            {"text": "Save", "action": {"type": "createCalendarEvent", **event}},
+        ]
     }
 
 

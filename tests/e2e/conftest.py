@@ -47,6 +47,10 @@ FAST = {
     "BATGATE_DISPATCHER__POLL_INTERVAL": "0.05",
     "BATGATE_RATE_LIMIT__ENABLED": "false",
     "BATGATE_AUTH_CACHE_SECONDS": "0.5",
+    # Many tests share a server and try wrong credentials on purpose: login throttling
+    # has a server of its own (test_auth.py).
+    "BATGATE_AUTH__FAILURES_PER_ADDRESS": "1000000",
+    "BATGATE_AUTH__FAILURES_PER_USERNAME": "1000000",
     "BATGATE_RATES": json.dumps([{"channel": c, "price": p} for c, p in RATES.items()]),
 }
 
@@ -105,6 +109,7 @@ class Server:
 
     # The `batgate serve` process (set by `running_server`), e.g. to kill it hard.
     proc: subprocess.Popen[bytes] | None = None
+    log: Path  # its output (set by `running_server`)
 
     def __init__(self, workdir: Path, env: dict[str, str], port: int) -> None:
         self.workdir = workdir
@@ -266,6 +271,7 @@ def running_server(
             continue
         server = Server(workdir, env, port)
         server.proc = proc
+        server.log = log
         try:
             yield server
         finally:
@@ -356,6 +362,26 @@ def limited_server(
     }
     workdir, url = _workdir_and_database(tmp_path_factory, "limited", backend, databases)
     with running_server(workdir, settings, url) as server:
+        yield server
+
+
+# Short limits of the HTTP connection, to see them act (api.server).
+LIMITS = {
+    "BATGATE_HTTP__HEADER_TIMEOUT": "1",
+    "BATGATE_HTTP__BODY_TIMEOUT": "1",
+    "BATGATE_HTTP__MAX_HEADERS": "50",
+    "BATGATE_HTTP__MAX_HEADER_BYTES": "8192",
+    "BATGATE_HTTP__MAX_URL_BYTES": "2048",
+}
+
+
+@pytest.fixture(scope="module")
+def limits_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases
+) -> Iterator[Server]:
+    """The fast server's settings, with short HTTP limits (`LIMITS`)."""
+    workdir, url = _workdir_and_database(tmp_path_factory, "limits", backend, databases)
+    with running_server(workdir, {**FAST, **LIMITS}, url) as server:
         yield server
 
 
@@ -528,6 +554,8 @@ WEBHOOKS_QUICK = {
     "BATGATE_WEBHOOKS__GIVE_UP_AFTER": "600",
     "BATGATE_WEBHOOKS__POLL_INTERVAL": "0.05",
     "BATGATE_WEBHOOKS__TIMEOUT": "2",
+    # The receivers listen on 127.0.0.1: a message's callbackUrl may point there.
+    "BATGATE_WEBHOOKS__ALLOW_PRIVATE_CALLBACKS": '["127.0.0.1/32"]',
 }
 
 
@@ -553,12 +581,12 @@ def start_webhook_server(
     urls: dict[Path, str] = {}
     with ExitStack() as stack:
 
-        def start(workdir: Path, settings: Mapping[str, str]) -> Server:
+        def start(workdir: Path, settings: Mapping[str, str], *options: str) -> Server:
             workdir.mkdir(parents=True, exist_ok=True)
             if workdir not in urls:
                 urls[workdir] = databases.url(backend, workdir)
             merged = {**FAST, **WEBHOOKS_QUICK, **settings}
-            return stack.enter_context(running_server(workdir, merged, urls[workdir]))
+            return stack.enter_context(running_server(workdir, merged, urls[workdir], *options))
 
         yield start
 
@@ -591,6 +619,8 @@ class Started:
     proc: subprocess.Popen[bytes]
     log: Path
     url: str | None = None
+    command: tuple[str, ...] = ()  # `batgate` and its arguments, to start it again
+    env: Mapping[str, str] | None = None
 
     def kill(self) -> None:
         """`kill -9`: no clean-up of any kind."""
@@ -632,12 +662,39 @@ class Fleet:
 
     def worker(self, env: Mapping[str, str], *args: str) -> Started:
         started = self._spawn("worker", env, *args)
+        self._wait_running(started)
+        return started
+
+    def restart(self, proc: subprocess.Popen[bytes], timeout: float) -> tuple[Started, float]:
+        """SIGTERM to a process of this fleet, then the same command again (an HTTP one
+        on the same port), up and serving; the new process and how long the old one
+        took to exit (it must within `timeout`)."""
+        old = next(s for s in self.started if s.proc is proc)
+        asked = time.monotonic()
+        old.proc.terminate()
+        try:
+            old.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{old.name} did not exit within {timeout} s of SIGTERM:\n{old.log_text()[-3000:]}"
+            ) from None
+        took = time.monotonic() - asked
+        assert old.env is not None
+        new = self._spawn(old.command[0], old.env, *old.command[1:])
+        new.url = old.url
+        if new.url is not None:
+            if not _wait_healthy(new.proc, new.url, new.log):
+                raise RuntimeError(f"{new.name}: its port was taken:\n{new.log_text()}")
+        else:
+            self._wait_running(new)
+        return new, took
+
+    def _wait_running(self, started: Started) -> None:
         deadline = time.monotonic() + _START_TIMEOUT
         while " running" not in started.log_text():
             if started.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"batgate worker did not start:\n{started.log_text()}")
             time.sleep(0.05)
-        return started
 
     def logs(self, command: str) -> str:
         """The logs of every `command` process started, one after another."""
@@ -675,7 +732,7 @@ class Fleet:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        started = Started(name, proc, log)
+        started = Started(name, proc, log, command=(command, *args), env=dict(env))
         self.started.append(started)
         return started
 

@@ -136,3 +136,59 @@ def _poll_status(url, body, credentials, until, timeout=30.0):
         if status == until or time.monotonic() > deadline:
             return status, headers
         time.sleep(0.1)
+
+
+# -- failed logins cost the caller, not the gateway ------------------------------------------
+
+THROTTLED = {
+    "BATGATE_AUTH__FAILURES_PER_USERNAME": "3",
+    "BATGATE_AUTH__FAILURES_PER_ADDRESS": "6",
+    "BATGATE_AUTH__FAILURE_WINDOW": "600",  # no token comes back during the test
+    "BATGATE_LOG_FORMAT": "json",
+}
+
+
+def _metric(text, name, **labels):
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name}{{{want}}} in /metrics")
+
+
+def test_failed_logins_are_throttled_per_username_and_per_address(start_server, tmp_path):
+    server = start_server(tmp_path, THROTTLED)
+    shop = server.create_account("shop", password="right-Pa55")
+    url = f"{server.base_url}/bat/message/none"
+
+    wrong = [curl(url, "-u", "shop1:wrong-guess")[0] for _ in range(3)]
+    assert wrong == [401, 401, 401]
+    # The username waits now, even with the right password: nothing is checked.
+    status, headers, body = curl(url, "-u", "shop1:right-Pa55")
+    assert status == 429 and int(headers["retry-after"]) >= 1
+    assert json.loads(body)["error"]["code"] == "RATE_LIMITED"
+    assert "username" in json.loads(body)["error"]["message"]
+    # Only the username waits: the account's API key passes from this address.
+    assert curl(url, "-H", f"X-Authorization-Key: {shop.api_key}")[0] == 404
+
+    others = [curl(url, "-u", f"nobody{n}:x")[0] for n in range(3)]  # the 6th failure
+    assert others == [401, 401, 401]
+    status, headers, body = curl(url, "-u", "somebody:x")
+    assert status == 429 and "address" in json.loads(body)["error"]["message"]
+    status, _, _ = curl(url, "-H", "X-Authorization-Key: a-key-never-seen")
+    assert status == 429  # uncached credentials from this address: nothing is checked
+    # A key verified a moment ago is in the cache: proven, it still passes.
+    assert curl(url, "-H", f"X-Authorization-Key: {shop.api_key}")[0] == 404
+
+    metrics = server.http.get("/metrics").text
+    assert _metric(metrics, "batgate_auth_failures_total", method="password") == 6
+    assert _metric(metrics, "batgate_auth_throttled_total", scope="username") == 1
+    assert _metric(metrics, "batgate_auth_throttled_total", scope="address") == 2
+    assert server.proc is not None
+    server.proc.terminate()
+    server.proc.wait(10)
+    log = (tmp_path / "server-1.log").read_text()
+    failures = [json.loads(line) for line in log.splitlines() if "failed login" in line]
+    assert len(failures) == 6
+    assert all("127.0.0.1" in f["message"] for f in failures)
+    assert "'shop1'" in failures[0]["message"] and "wrong-guess" not in log

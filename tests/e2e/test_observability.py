@@ -382,3 +382,61 @@ def test_a_worker_whose_metrics_port_is_taken_says_so(
         )
     assert done.returncode == 1, done
     assert f"cannot serve metrics on 127.0.0.1:{port}" in done.stderr
+
+
+def test_a_stopping_worker_is_not_ready_and_finishes_its_webhooks_first(
+    tmp_path: Path,
+    start_server: Callable[..., Server],
+    databases: Any,
+    backend: str,
+    make_receiver: Callable[..., Any],
+) -> None:
+    """SIGTERM with a webhook in flight (the receiver holds it 3 s): /readyz answers 503
+    at once, the delivery is answered and recorded, then the worker exits, in time."""
+    receiver = make_receiver({"/hook": {"hang": 3, "hang_first": 1}})
+    settings = {
+        "BATGATE_SANDBOX__DELIVERY_DELAY": "0.3",
+        "BATGATE_WEBHOOKS__TIMEOUT": "10",
+        "BATGATE_WEBHOOKS__POLL_INTERVAL": "0.05",
+        "BATGATE_WEBHOOKS__RETRY_DELAYS": "[0.2]",
+        "BATGATE_SHUTDOWN_TIMEOUT": "15",
+        **FRESH_GAUGES,
+    }
+    workdir = tmp_path / "gateway"
+    workdir.mkdir()
+    server = start_server(workdir, settings, databases.url(backend, workdir), "--no-workers")
+    account = server.create_account("stopping", webhook_url=receiver.url())
+    port = free_port()
+    worker_url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "worker.log"
+    worker = start_worker(server, log, "--metrics-port", str(port))
+    try:
+
+        def up() -> bool:
+            assert worker.poll() is None, log.read_text()
+            try:
+                return ready(worker_url).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        eventually(up, 30, "the worker ready")
+        mid = server.send_one(account, sms())["messageId"]
+        eventually(lambda: len(receiver.hooks()) >= 1, 30, "a webhook in flight")
+        asked = time.monotonic()
+        worker.terminate()
+        answer = ready(worker_url)
+        assert answer.status_code == 503, answer.text
+        assert "shutting down" in answer.json()["error"]["message"]
+        assert worker.wait(timeout=20) == 0, log.read_text()
+        took = time.monotonic() - asked
+    finally:
+        stop(worker)
+    assert took <= 15, took
+    [event] = [
+        e
+        for e in map(json.loads, server.cli("webhooks", "list", "--json").stdout.splitlines())
+        if e["messageId"] == mid and e["deliverystatus"] == "processing"
+    ]
+    # Answered (200 after the hang) and recorded before the worker left.
+    assert (event["state"], event["attempts"], event["lastStatus"]) == ("delivered", 1, 200)
+    assert "worker stopping" in log.read_text()

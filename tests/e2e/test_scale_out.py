@@ -222,6 +222,140 @@ def test_a_killed_worker_loses_nothing_and_bills_nothing_twice(
         print(f"\nscale-out {case.backend}: {figures} seconds {run.seconds}")
 
 
+# -- a rolling restart: every process, one at a time, while messages flow ---------------
+
+ROLLING_MESSAGES = 10_000
+ROLLING_BATCH = 50
+SHUTDOWN = 20.0  # shutdown_timeout of every process
+ROLLING = {
+    "BATGATE_SHUTDOWN_TIMEOUT": str(SHUTDOWN),
+    # SIGTERM: /readyz says 503 for 1 s before the API stops listening, ten times the
+    # test's balancer's health-check interval: it sends elsewhere by then.
+    "BATGATE_HTTP__DRAIN_SECONDS": "1",
+}
+
+
+class Balancer:
+    """The test's load balancer in front of the API processes: it sends to those whose
+    `/readyz` said 200 at its last check (every 0.1 s), one connection per request,
+    and retries only a refused connection, on another API. Anything else reaches the
+    caller: a client-visible error."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+        self.ready = dict.fromkeys(urls, True)
+        self.refused = 0
+        self._turn = 0
+        self._stop = threading.Event()
+        self._checker = threading.Thread(target=self._check, name="health", daemon=True)
+        self._checker.start()
+
+    def _check(self) -> None:
+        while not self._stop.wait(0.1):
+            for url in self.urls:
+                try:
+                    self.ready[url] = httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+                except httpx.TransportError:
+                    self.ready[url] = False
+
+    def post(self, path: str, body: Any, headers: dict[str, str]) -> httpx.Response:
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            usable = [u for u in self.urls if self.ready[u]] or self.urls
+            url = usable[self._turn % len(usable)]
+            self._turn += 1
+            try:
+                return httpx.post(f"{url}{path}", json=body, headers=headers, timeout=60)
+            except httpx.ConnectError:
+                self.refused += 1
+                self.ready[url] = False
+                assert time.monotonic() < deadline, "no API took the request"
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._checker.join(10)
+
+
+def send_paced(balancer: Balancer, headers: dict[str, str], run: Run, seconds: float) -> None:
+    """Every message in batches, spread over about `seconds`."""
+    batches = -(-ROLLING_MESSAGES // ROLLING_BATCH)
+    for b in range(batches):
+        indices = range(b * ROLLING_BATCH, min((b + 1) * ROLLING_BATCH, ROLLING_MESSAGES))
+        answer = balancer.post(
+            "/bat/messagelist", {"messages": [message(i) for i in indices]}, headers
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        entries = body["messages"]
+        assert [e["status"] for e in entries] == ["accepted"] * len(indices), entries[:3]
+        run.lists[body["messagelistId"]] = [e["messageId"] for e in entries]
+        run.accepted.update((e["messageId"], i) for e, i in zip(entries, indices, strict=True))
+        time.sleep(seconds / batches)
+
+
+@pytest.mark.timeout(2 * PATIENCE)
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql"])
+def test_a_rolling_restart_loses_nothing_and_sends_nothing_twice(
+    backend_name: str,
+    databases: Databases,
+    fleet: Fleet,
+    make_receiver: Callable[..., Receiver],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SIGTERM to every API and worker process in turn while 10,000 messages flow: no
+    client sees an error, nothing is claimed twice or handed over twice, every message
+    ends once in its final status, every webhook is delivered."""
+    if backend_name not in BACKENDS:
+        pytest.skip(f"{backend_name} is not among the test backends {BACKENDS}")
+    start = time.monotonic()
+    url = databases.url(backend_name, tmp_path)
+    receiver = make_receiver()
+    carrier = fleet.sandbox(fleet.env(url, SANDBOX))
+    assert carrier.url is not None
+    env = fleet.env(url, {**ENGINE, **ROLLING, "BATGATE_SANDBOX__URL": carrier.url})
+    apis = [fleet.serve(env, "--no-workers") for _ in range(2)]
+    account = apis[0].create_account("rolling", webhook_url=receiver.url())
+    processes = [api.proc for api in apis] + [fleet.worker(env).proc for _ in range(2)]
+    balancer = Balancer([api.base_url for api in apis])
+    run = Run()
+    run.mark("start-up", start)
+    exits: list[float] = []
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            sending = pool.submit(send_paced, balancer, account.headers, run, 10.0)
+            for proc in processes:
+                assert proc is not None
+                time.sleep(1)  # messages in flight everywhere
+                _, took = fleet.restart(proc, SHUTDOWN + 5)
+                exits.append(round(took, 1))
+            sending.result(timeout=PATIENCE)
+    finally:
+        balancer.close()
+    run.mark("sent", start)
+    with raw_connection(url) as raw:
+        wait_all_done(raw, ROLLING_MESSAGES, PATIENCE, run, start)
+        rows = message_rows(raw)
+        events = event_rows(raw)
+    hooks = final_hooks(receiver, ROLLING_MESSAGES)
+    stats = httpx.get(f"{carrier.url}/stats", timeout=10).json()
+    logs = fleet.logs("worker")
+
+    assert len(run.accepted) == ROLLING_MESSAGES  # every send answered 200, none lost
+    check_stored_once_and_final(run, rows, events)
+    check_billed_once(run, rows, events, hooks)
+    assert {mid: r.reclaims for mid, r in rows.items() if r.reclaims} == {}
+    assert "claimed again after the lease" not in logs
+    assert (stats["repeats"], stats["repeated"]) == (0, [])  # nothing handed over twice
+    assert all(took <= SHUTDOWN for took in exits), exits
+    with capsys.disabled():
+        print(
+            f"\nrolling restart {backend_name}: exits {exits} s, refused {balancer.refused}, "
+            f"seconds {run.seconds}"
+        )
+
+
 # -- driving ------------------------------------------------------------------------
 
 

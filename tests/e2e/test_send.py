@@ -116,10 +116,21 @@ TYPES = [
             "messageData": {
                 "media": {"url": IMG, "type": "image/png"},
                 "buttons": [
-                    {"action": "openUrl", "text": "Open", "url": URL},
-                    {"action": "dial", "text": "Call us", "phoneNumber": "+380441234567"},
-                    {"action": "shareLocation", "text": "Share location"},
-                    {"action": "createCalendarEvent", "text": "Add to calendar"},
+                    {"text": "Open", "action": {"type": "openUrl", "url": URL}},
+                    {
+                        "text": "Call us",
+                        "action": {"type": "dial", "phoneNumber": "+380441234567"},
+                    },
+                    {"text": "Share location", "action": {"type": "shareLocation"}},
+                    {
+                        "text": "Add to calendar",
+                        "action": {
+                            "type": "createCalendarEvent",
+                            "title": "Dinner",
+                            "startTime": "2026-12-24T19:00:00+02:00",
+                            "endTime": "2026-12-24T21:00:00+02:00",
+                        },
+                    },
                 ],
             },
         },
@@ -136,7 +147,9 @@ TYPES = [
                         {"media": {"url": IMG, "type": "image/png"}, "title": "A"},
                         {
                             "media": {"url": IMG, "type": "image/png"},
-                            "buttons": [{"action": "openUrl", "text": "Open", "url": URL}],
+                            "buttons": [
+                                {"text": "Open", "action": {"type": "openUrl", "url": URL}}
+                            ],
                         },
                     ]
                 }

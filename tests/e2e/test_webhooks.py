@@ -28,6 +28,7 @@ import standardwebhooks
 
 from batgate.webhooks import WebhookVerificationError, sign, verify
 from databases import raw_connection
+from waiting import wait_until
 
 if TYPE_CHECKING:
     from conftest import Account, Hook, Receiver, Server
@@ -457,6 +458,41 @@ def _verifies(body: bytes, headers: dict[str, str], secret: str) -> bool:
 
 
 # -- 6. callbackUrl, the payload, 410, Retry-After, giving up ---------------------------
+
+
+def test_only_the_allowed_private_range_is_reachable(webhook_server: Server) -> None:
+    """This server allows 127.0.0.1/32 (its receivers listen there), nothing else
+    inside (tests/e2e/test_hostile.py: the default, nothing allowed)."""
+    account = webhook_server.create_account("ssrf")
+    urls = ["http://127.0.0.1:9/hook", "http://127.0.0.2:9/hook", "http://localhost:9/hook"]
+    entries = webhook_server.send(account, [sms(callbackUrl=u) for u in urls])["messages"]
+    assert [e["status"] for e in entries] == ["accepted", "rejected", "accepted"], entries
+    assert entries[1]["error"]["code"] == "INVALID_CALLBACK_URL"
+
+
+def test_a_callback_url_allowed_when_accepted_is_checked_again_when_sent(
+    tmp_path: Path, start_webhook_server: StartServer, receiver: Receiver
+) -> None:
+    """Accepted while 127.0.0.1 was allowed; sent after a restart without that range:
+    the sender refuses to connect, and the event fails with the reason."""
+    workdir = tmp_path / "gateway"
+    first = start_webhook_server(workdir, {}, "--no-workers")  # nothing sent before the restart
+    account = first.create_account("recheck")
+    mid = first.send_one(account, sms(callbackUrl=receiver.url("/cb")))["messageId"]
+    assert first.proc is not None
+    first.proc.terminate()
+    first.proc.wait(10)
+
+    closed = {"BATGATE_WEBHOOKS__ALLOW_PRIVATE_CALLBACKS": "[]"}
+    second = start_webhook_server(workdir, closed)
+    second.wait_final(account, mid)
+    events = wait_until(
+        lambda: webhook_events(second, account),
+        lambda seen: len(seen) == 2 and {e["state"] for e in seen} == {"failed"},
+        "both events to fail without being sent",
+    )
+    assert all("not sent: 127.0.0.1 is a loopback address" in e["lastError"] for e in events)
+    assert receiver.hooks() == []
 
 
 def test_callback_url_overrides_the_account_url(webhook_server: Server, receiver: Receiver) -> None:

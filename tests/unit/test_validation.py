@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from batgate.client.messages import RcsButton, rcs
 from batgate.domain.messages import ErrorCode, MessageType, NewMessage, Rejection
 from batgate.domain.validation import Limits, validate_message
 
@@ -88,11 +89,40 @@ RCS: dict[str, Any] = {
     "messageData": {
         "media": {"url": "https://cdn.example.com/parcel.png", "type": "image"},
         "buttons": [
-            {"action": "openUrl", "text": "Track", "url": "https://track.example.com/42"},
-            {"action": "dial", "text": "Call us", "phoneNumber": "+380441234567"},
+            {"text": "Track", "action": {"type": "openUrl", "url": "https://track.example.com/42"}},
+            {"text": "Call us", "action": {"type": "dial", "phoneNumber": "+380441234567"}},
         ],
     },
 }
+# The four button actions exactly as in SMSBAT's rcs.md ("Button Actions"; the dial
+# number there is a placeholder, +380XXXXXXXXX).
+OPEN_URL: dict[str, Any] = {
+    "text": "Visit Website",
+    "action": {"type": "openUrl", "url": "https://example.com"},
+}
+DIAL: dict[str, Any] = {"text": "Call Us", "action": {"type": "dial", "phoneNumber": TO}}
+SHARE_LOCATION: dict[str, Any] = {"text": "Share Location", "action": {"type": "shareLocation"}}
+CALENDAR: dict[str, Any] = {
+    "text": "Add to Calendar",
+    "action": {
+        "type": "createCalendarEvent",
+        "title": "Appointment",
+        "startTime": "2025-01-25T14:00:00Z",
+        "endTime": "2025-01-25T15:00:00Z",
+    },
+}
+
+
+def action(button: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """``button`` with its action's keys set or dropped."""
+    return make(button, action=make(button["action"], **changes))
+
+
+def buttons(*items: dict[str, Any]) -> dict[str, Any]:
+    """The RCS message with these buttons."""
+    return data(RCS, buttons=list(items))
+
+
 FLASHCALL: dict[str, Any] = {
     "type": "flashcall",
     "from": "BatGate",
@@ -219,7 +249,7 @@ def test_valid_example_of_each_type(raw: dict[str, Any], mtype: MessageType) -> 
                             {"title": "A", "media": {"url": "https://x.io/a.png", "type": "image"}},
                             {
                                 "title": "B",
-                                "buttons": [{"action": "shareLocation", "text": "Here"}],
+                                "buttons": [SHARE_LOCATION],
                             },
                         ]
                     }
@@ -230,11 +260,98 @@ def test_valid_example_of_each_type(raw: dict[str, Any], mtype: MessageType) -> 
                 "carousel": {
                     "cards": [
                         {"title": "A", "media": {"url": "https://x.io/a.png", "type": "image"}},
-                        {"title": "B", "buttons": [{"action": "shareLocation", "text": "Here"}]},
+                        {"title": "B", "buttons": [SHARE_LOCATION]},
                     ]
                 }
             },
             id="rcs-carousel",
+        ),
+        pytest.param(
+            buttons(OPEN_URL, DIAL, SHARE_LOCATION, CALENDAR),
+            RCS["text"],
+            {**RCS["messageData"], "buttons": [OPEN_URL, DIAL, SHARE_LOCATION, CALENDAR]},
+            id="rcs-every-documented-action",
+        ),
+        pytest.param(
+            make(
+                RCS,
+                messageData={
+                    "carousel": {
+                        "cards": [
+                            {"title": "A", "buttons": [OPEN_URL, CALENDAR]},
+                            {"title": "B", "buttons": [DIAL, SHARE_LOCATION]},
+                        ]
+                    }
+                },
+            ),
+            RCS["text"],
+            {
+                "carousel": {
+                    "cards": [
+                        {"title": "A", "buttons": [OPEN_URL, CALENDAR]},
+                        {"title": "B", "buttons": [DIAL, SHARE_LOCATION]},
+                    ]
+                }
+            },
+            id="rcs-carousel-card-actions",
+        ),
+        pytest.param(
+            buttons(
+                action(
+                    CALENDAR,
+                    startTime="2025-01-25T16:00:00+02:00",
+                    endTime="2025-01-25T14:00:00.5Z",
+                    description="Bring your passport",
+                )
+            ),
+            RCS["text"],
+            {
+                **RCS["messageData"],
+                "buttons": [
+                    action(
+                        CALENDAR,
+                        startTime="2025-01-25T16:00:00+02:00",
+                        endTime="2025-01-25T14:00:00.5Z",
+                        description="Bring your passport",
+                    )
+                ],
+            },
+            id="rcs-calendar-offsets-and-extra-keys-kept",
+        ),
+        pytest.param(
+            buttons(action(CALENDAR, endTime=CALENDAR["action"]["startTime"])),
+            RCS["text"],
+            {
+                **RCS["messageData"],
+                "buttons": [action(CALENDAR, endTime=CALENDAR["action"]["startTime"])],
+            },
+            id="rcs-calendar-zero-length",
+        ),
+        pytest.param(
+            buttons(action(CALENDAR, endTime=DROP)),
+            RCS["text"],
+            {**RCS["messageData"], "buttons": [action(CALENDAR, endTime=DROP)]},
+            id="rcs-calendar-without-end",
+        ),
+        pytest.param(
+            data(
+                RCS,
+                media={
+                    "url": "https://x.io/demo.mp4",
+                    "type": "video/mp4",
+                    "thumbnail": "https://x.io/thumbnail.jpg",
+                },
+            ),
+            RCS["text"],
+            {
+                **RCS["messageData"],
+                "media": {
+                    "url": "https://x.io/demo.mp4",
+                    "type": "video/mp4",
+                    "thumbnail": "https://x.io/thumbnail.jpg",
+                },
+            },
+            id="rcs-video-thumbnail",
         ),
         pytest.param(
             data(PROMO, futureField={"x": 1}),
@@ -317,6 +434,19 @@ def test_customer_message_id_and_callback_url() -> None:
     )
     assert message.customer_message_id == "c" * 64
     assert message.callback_url == "https://hooks.example.com/dlr?x=1"
+
+
+def test_sdk_rcs_buttons_are_accepted() -> None:
+    event = {k: v for k, v in CALENDAR["action"].items() if k != "type"}
+    sdk_buttons = [
+        RcsButton("Visit Website", url="https://example.com"),
+        RcsButton("Call Us", "dial", extra={"phoneNumber": TO}),
+        RcsButton("Share Location", "shareLocation"),
+        RcsButton("Add to Calendar", "createCalendarEvent", extra=event),
+    ]
+    built = rcs(TO, "hi", sender="BatGate", buttons=sdk_buttons).to_json()
+    step = accepted(built).primary
+    assert step.message_data == {"buttons": [OPEN_URL, DIAL, SHARE_LOCATION, CALENDAR]}
 
 
 # --- rejected --------------------------------------------------------------------
@@ -536,28 +666,147 @@ REJECTED = [
         id="otp-validity-missing",
     ),
     pytest.param(
-        data(RCS, buttons=[{"action": "call", "text": "x"}]),
+        buttons(action(DIAL, type="call")),
         E.INVALID_MESSAGE_DATA,
-        "messageData.buttons[0].action",
-        id="rcs-bad-action",
+        "messageData.buttons[0].action.type: 'call' is not one of openUrl, dial, "
+        "shareLocation, createCalendarEvent",
+        id="rcs-unknown-action-type",
     ),
     pytest.param(
-        data(RCS, buttons=[{"action": "dial", "text": "x"}] * 5),
+        buttons(action(OPEN_URL, type="OpenUrl")),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action.type: 'OpenUrl' ",
+        id="rcs-action-type-case",
+    ),
+    pytest.param(
+        buttons(action(SHARE_LOCATION, type=DROP)),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action.type: null ",
+        id="rcs-action-without-type",
+    ),
+    pytest.param(
+        buttons(make(OPEN_URL, action=DROP)),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action: must be an object, got null",
+        id="rcs-button-without-action",
+    ),
+    pytest.param(
+        buttons({"action": "openUrl", "text": "Shop", "url": "https://x.io"}),
+        E.INVALID_MESSAGE_DATA,
+        'messageData.buttons[0].action: must be an object such as {"type": "openUrl", ...}',
+        id="rcs-action-flat-string",
+    ),
+    pytest.param(
+        buttons(make(OPEN_URL, action=["openUrl"])),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action: must be an object, got array",
+        id="rcs-action-array",
+    ),
+    pytest.param(
+        buttons(make(OPEN_URL, action=1)),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action: must be an object, got number",
+        id="rcs-action-number",
+    ),
+    pytest.param(
+        buttons(DIAL, DIAL, DIAL, DIAL, DIAL),
         E.INVALID_MESSAGE_DATA,
         "messageData.buttons: has 5",
         id="rcs-5-buttons",
     ),
     pytest.param(
-        data(RCS, buttons=[{"action": "openUrl", "text": "x"}]),
+        buttons(action(OPEN_URL, url=DROP)),
         E.INVALID_MESSAGE_DATA,
-        "messageData.buttons[0].url",
+        "messageData.buttons[0].action.url: must be a URL string, got null",
         id="rcs-open-url-without-url",
     ),
     pytest.param(
-        data(RCS, buttons=[{"action": "dial"}]),
+        buttons({"text": "Shop", "action": {"type": "openUrl"}, "url": "https://x.io"}),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action.url: ",
+        id="rcs-open-url-url-beside-the-action",
+    ),
+    pytest.param(
+        buttons(action(OPEN_URL, url="javascript:alert(1)")),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action.url: ",
+        id="rcs-open-url-not-http",
+    ),
+    pytest.param(
+        buttons(action(DIAL, phoneNumber=DROP)),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action.phoneNumber: null ",
+        id="rcs-dial-without-number",
+    ),
+    pytest.param(
+        buttons(action(DIAL, phoneNumber="+380XXXXXXXXX")),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action.phoneNumber: '+380XXXXXXXXX' is not in E.164 form",
+        id="rcs-dial-placeholder-number",
+    ),
+    pytest.param(
+        buttons(action(CALENDAR, title=DROP)),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action.title: ",
+        id="rcs-calendar-without-title",
+    ),
+    pytest.param(
+        buttons(action(CALENDAR, startTime=DROP)),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action.startTime: is required",
+        id="rcs-calendar-without-start",
+    ),
+    pytest.param(
+        buttons(action(CALENDAR, startTime="2025-01-25T14:00:00")),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action.startTime: '2025-01-25T14:00:00' is not a date",
+        id="rcs-calendar-time-without-offset",
+    ),
+    pytest.param(
+        buttons(action(CALENDAR, startTime="2025-02-30T14:00:00Z")),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action.startTime: ",
+        id="rcs-calendar-no-such-date",
+    ),
+    pytest.param(
+        buttons(action(CALENDAR, endTime=1737817200)),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action.endTime: 1737817200 is not a date",
+        id="rcs-calendar-epoch-number",
+    ),
+    pytest.param(
+        buttons(action(CALENDAR, endTime="2025-01-25T13:59:59Z")),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.buttons[0].action.endTime: '2025-01-25T13:59:59Z' is before startTime",
+        id="rcs-calendar-ends-before-start",
+    ),
+    pytest.param(
+        buttons(make(SHARE_LOCATION, text=DROP)),
         E.INVALID_MESSAGE_DATA,
         "messageData.buttons[0].text",
         id="rcs-button-without-text",
+    ),
+    pytest.param(
+        data(RCS, buttons=DROP, carousel={"cards": [{"title": "A"}, {"buttons": [{"text": "x"}]}]}),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.carousel.cards[1].buttons[0].action: must be an object, got null",
+        id="rcs-carousel-card-button-without-action",
+    ),
+    pytest.param(
+        data(
+            RCS,
+            buttons=DROP,
+            carousel={"cards": [{"title": "A"}, {"buttons": [action(DIAL, type="call")]}]},
+        ),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.carousel.cards[1].buttons[0].action.type: 'call' ",
+        id="rcs-carousel-card-unknown-action-type",
+    ),
+    pytest.param(
+        data(RCS, media={"url": "https://x.io/v.mp4", "type": "video/mp4", "thumbnail": "t.jpg"}),
+        E.INVALID_MESSAGE_DATA,
+        "messageData.media.thumbnail: ",
+        id="rcs-media-thumbnail-not-url",
     ),
     pytest.param(
         data(RCS, media={"type": "image"}),
@@ -621,19 +870,19 @@ REJECTED = [
     ),
     pytest.param(
         make(SMS, callbackUrl="hooks.example.com"),
-        E.INVALID_MESSAGE_DATA,
+        E.INVALID_CALLBACK_URL,
         "callbackUrl: ",
         id="callback-not-absolute",
     ),
     pytest.param(
         make(SMS, callbackUrl="javascript:alert(1)"),
-        E.INVALID_MESSAGE_DATA,
+        E.INVALID_CALLBACK_URL,
         "callbackUrl: ",
         id="callback-javascript",
     ),
     pytest.param(
         make(SMS, callbackUrl="https://x.io:99999/"),
-        E.INVALID_MESSAGE_DATA,
+        E.INVALID_CALLBACK_URL,
         "callbackUrl: ",
         id="callback-bad-port",
     ),

@@ -13,9 +13,11 @@ from pydantic.json_schema import models_json_schema
 
 from batgate import __version__
 from batgate.api.auth import Authenticator
+from batgate.api.callbacks import CallbackScreen
 from batgate.api.errors import install_handlers
 from batgate.api.fastpath import ASGIApp, FastPath
-from batgate.api.gate import Gate
+from batgate.api.gate import Gate, client_address
+from batgate.api.logins import LoginGuard
 from batgate.api.probes import add_probes
 from batgate.api.ratelimit import RateLimiter
 from batgate.api.reports import messagelist_status
@@ -33,15 +35,21 @@ from batgate.api.send import SendService
 from batgate.api.status import StatusService, message_ids_of
 from batgate.api.telemetry import Telemetry
 from batgate.config import Settings
+from batgate.domain.addresses import AddressPolicy
 from batgate.domain.validation import Limits
 from batgate.engine.runner import Engine
+from batgate.observability.readiness import Shutdown
 from batgate.store.manager import Store
 
 _JSON = "application/json"
 
 
-def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
-    """The ASGI app for `batgate serve`; with `workers`, the engine runs inside it."""
+def create_app(
+    settings: Settings, *, workers: bool = True, shutdown: Shutdown | None = None
+) -> ASGIApp:
+    """The ASGI app for `batgate serve`; with `workers`, the engine runs inside it.
+    `shutdown`: set when the process begins to stop (readiness, the engine's budget)."""
+    shutdown = shutdown if shutdown is not None else Shutdown()
     store = Store.connect(
         settings.database_url, settings.database_pool_size, settings.database_max_overflow
     )
@@ -51,7 +59,8 @@ def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
         if settings.rate_limit.enabled
         else None
     )
-    gate = Gate(Authenticator(store, settings.auth_cache_seconds), limiter)
+    logins = LoginGuard(settings.auth)
+    gate = Gate(Authenticator(store, settings.auth_cache_seconds, logins), limiter)
     statuses = StatusService(store, settings.status_cache_size)
     sender = SendService(
         store,
@@ -59,6 +68,7 @@ def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
         settings.max_messages_per_request,
         settings.max_body_bytes,
         on_stored=engine.wake if engine else _nothing,
+        callbacks=CallbackScreen(AddressPolicy.allowing(settings.webhooks.allow_private_callbacks)),
     )
 
     @asynccontextmanager
@@ -70,7 +80,7 @@ def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
             yield
         finally:
             if engine is not None:
-                await engine.stop()
+                await engine.stop(shutdown.remaining(settings.shutdown_timeout))
             await store.close()
 
     # /docs (Swagger UI) and /redoc with their scripts and styles served from the
@@ -82,10 +92,13 @@ def create_app(settings: Settings, *, workers: bool = True) -> ASGIApp:
         lifespan=lifespan,
         # Swagger UI would otherwise send the document to validator.swagger.io.
         swagger_ui_parameters={"validatorUrl": None},
+        # No trailing-slash redirects: Starlette builds them from the request's Host
+        # header, so `/bat/messagelist/` would send a client to wherever Host said.
+        redirect_slashes=False,
     )
     install_handlers(app)
     _routes(app, store, gate, sender, statuses)
-    add_probes(app, store, settings)
+    add_probes(app, store, settings, shutdown)
     _document_request_body(app)
     return FastPath(Telemetry(app), gate, statuses)
 
@@ -96,12 +109,15 @@ def _routes(
     @app.post(
         "/bat/messagelist",
         response_model=None,
-        responses={200: {"model": SendResponse}, **error_responses(400, 401, 413, 422, 429, 500)},
+        responses={
+            200: {"model": SendResponse},
+            **error_responses(400, 401, 413, 415, 422, 429, 500),
+        },
         openapi_extra=_json_body("SendRequest"),
         summary="Send a batch of messages",
     )
     async def send_messages(request: Request) -> Response:
-        account = await gate.admit(request.headers)
+        account = await gate.admit_body(request.headers, client_address(request.scope))
         body = await sender.read_body(request.headers.get("content-length"), request.stream())
         key = request.headers.get("idempotency-key")
         return Response(await sender.send(account, body, key), media_type=_JSON)
@@ -114,7 +130,7 @@ def _routes(
         summary="A message list's counts, cost and its messages' statuses, paged (batgate)",
     )
     async def messagelist_summary(messagelistId: str, request: Request) -> Response:  # noqa: N803
-        account = await gate.admit(request.headers)
+        account = await gate.admit(request.headers, client_address(request.scope))
         answer = await messagelist_status(
             store, statuses, account, messagelistId, request.query_params
         )
@@ -125,13 +141,13 @@ def _routes(
         response_model=None,
         responses={
             200: {"model": StatusesResponse},
-            **error_responses(400, 401, 413, 422, 429, 500),
+            **error_responses(400, 401, 413, 415, 422, 429, 500),
         },
         openapi_extra=_json_body("StatusesRequest"),
         summary="The statuses of up to 1000 messages at once (batgate extension)",
     )
     async def message_statuses(request: Request) -> Response:
-        account = await gate.admit(request.headers)
+        account = await gate.admit_body(request.headers, client_address(request.scope))
         body = await sender.read_body(request.headers.get("content-length"), request.stream())
         answer = await statuses.render_many(account.id, message_ids_of(body))
         return Response(answer, media_type=_JSON)
@@ -143,7 +159,7 @@ def _routes(
         summary="A message's delivery status",
     )
     async def message_status(messageId: str, request: Request) -> Response:  # noqa: N803
-        account = await gate.admit(request.headers)
+        account = await gate.admit(request.headers, client_address(request.scope))
         return Response(await statuses.render(account.id, messageId), media_type=_JSON)
 
     @app.get("/healthz", summary="Liveness: 200 once the gateway serves")

@@ -1,5 +1,8 @@
 """Who is calling: the three SPEC §1 methods, with a short cache of verified credentials.
 
+Credentials not in the cache pass the login guard first (api.logins): an address or
+a username that failed too often is answered 429 without any check.
+
 The cache keeps an Argon2 verification (tens of milliseconds, by design) off every
 request. Entries live `ttl` seconds, so disabling an account or rotating a key
 takes effect everywhere within that time; they are keyed by a SHA-256 of the
@@ -18,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import anyio
 
 from batgate.api.errors import ApiError, unauthorized
+from batgate.api.logins import LoginGuard
 from batgate.domain.credentials import key_hash, verify_password
 from batgate.domain.records import Account
 from batgate.store.manager import Store
@@ -27,42 +31,68 @@ _MAX_CACHED = 100_000
 
 class Authenticator:
     def __init__(
-        self, store: Store, ttl: float, clock: Callable[[], float] = time.monotonic
+        self,
+        store: Store,
+        ttl: float,
+        guard: LoginGuard,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._ttl = ttl
+        self._guard = guard
         self._clock = clock
         self._cache: dict[str, tuple[Account, float]] = {}
         self._pending: dict[str, asyncio.Future[Account | None]] = {}
 
-    async def authenticate(self, headers: Mapping[str, str]) -> Account:
-        """The calling account, or ApiError 401 (with `WWW-Authenticate`)."""
+    async def authenticate(self, headers: Mapping[str, str], address: str = "-") -> Account:
+        """The calling account, or ApiError 401 (with `WWW-Authenticate`), or 429 while
+        `address` (or the username) has failed too often (api.logins)."""
         key = headers.get("x-authorization-key")
         if key:
-            account = await self._by_key(key)
-        else:
-            account = await self._by_basic(headers.get("authorization"))
+            return self._usable(await self._by_key(key, address), address, "api_key")
+        try:
+            credentials = _basic_credentials(headers.get("authorization"))
+        except ApiError:
+            self._guard.failed(address, "password", "malformed")
+            raise
+        if credentials is None:
+            raise unauthorized()  # no credentials at all: not a failed login
+        username, password = credentials
+        if username == "@":
+            return self._usable(await self._by_key(password, address), address, "api_key")
+        account = await self._by_password(username, password, address)
+        return self._usable(account, address, "password", username)
+
+    def _usable(
+        self, account: Account | None, address: str, method: str, username: str | None = None
+    ) -> Account:
         if account is None or account.disabled:
+            reason = "wrong credentials" if account is None else "disabled"
+            self._guard.failed(address, method, reason, username)
             raise unauthorized()
         return account
 
-    async def _by_key(self, api_key: str) -> Account | None:
+    async def _by_key(self, api_key: str, address: str) -> Account | None:
         digest = key_hash(api_key)
-        return await self._once("k" + digest, lambda: self._store.account_by_key_hash(digest))
+        slot = "k" + digest
+        cached = self._cached(slot)
+        if cached is not None:
+            return cached
+        self._guard.admit(address)
+        return await self._once(slot, lambda: self._store.account_by_key_hash(digest))
 
-    async def _by_basic(self, header: str | None) -> Account | None:
-        credentials = _basic_credentials(header)
-        if credentials is None:
-            return None
-        username, password = credentials
-        if username == "@":
-            return await self._by_key(password)
+    async def _by_password(self, username: str, password: str, address: str) -> Account | None:
         slot = "b" + hashlib.sha256(f"{username}\0{password}".encode(errors="replace")).hexdigest()
+        cached = self._cached(slot)
+        if cached is not None:
+            return cached
+        self._guard.admit(address, username)
 
         async def verify() -> Account | None:
             account = await self._store.account_by_username(username)
             hashed = None if account is None else account.password_hash
-            ok = await anyio.to_thread.run_sync(verify_password, hashed, password)
+            async with self._guard.password_check():
+                ok = await anyio.to_thread.run_sync(verify_password, hashed, password)
             return account if ok else None
 
         return await self._once(slot, verify)

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from batgate.api.errors import ApiError, error_body, internal_error
-from batgate.api.gate import Gate
+from batgate.api.gate import Gate, client_address
 from batgate.api.status import StatusService
 from batgate.observability.logs import ACCESS, log_access
 from batgate.observability.metrics import RouteTimer
@@ -84,7 +84,7 @@ class FastPath:
         token = current.set(info)
         status = 500
         try:
-            status, body, extra = await self._answer(headers, message_id)
+            status, body, extra = await self._answer(headers, client_address(scope), message_id)
             await send(
                 {
                     "type": "http.response.start",
@@ -106,10 +106,10 @@ class FastPath:
             current.reset(token)
 
     async def _answer(
-        self, headers: dict[str, str], message_id: str
+        self, headers: dict[str, str], address: str, message_id: str
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         try:
-            account = await self._gate.admit(headers)
+            account = await self._gate.admit(headers, address)
             return 200, await self._statuses.render(account.id, message_id), []
         except ApiError as exc:
             extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]

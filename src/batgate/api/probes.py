@@ -21,7 +21,9 @@ from batgate.store.manager import Store
 _JSON = "application/json"
 
 
-def add_probes(app: FastAPI, store: Store, settings: Settings) -> None:
+def add_probes(
+    app: FastAPI, store: Store, settings: Settings, shutdown: readiness.Shutdown
+) -> None:
     gauges = Gauges(store.db)
     timeout = settings.readiness_timeout
 
@@ -35,7 +37,7 @@ def add_probes(app: FastAPI, store: Store, settings: Settings) -> None:
         summary="Readiness: 200 while the database answers, else 503 NOT_READY",
     )
     async def readyz() -> Response:
-        status, body = await readiness.answer(gauges, timeout)
+        status, body = await readiness.answer(gauges, timeout, shutdown)
         return Response(body, status_code=status, media_type=_JSON)
 
     if not settings.metrics.enabled:

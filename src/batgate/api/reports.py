@@ -15,6 +15,7 @@ import orjson
 
 from batgate.api.errors import ApiError, not_found
 from batgate.api.status import StatusService
+from batgate.domain.checks import is_digits
 from batgate.domain.pricing import from_micros
 from batgate.domain.records import Account
 from batgate.domain.status import DeliveryStatus
@@ -37,7 +38,7 @@ async def messagelist_status(
     limit = _limit(query.get("limit"))
     cursor = _cursor(query.get("cursor"))
     page = None
-    if messagelist_id.isdigit() and len(messagelist_id) < 19:
+    if is_digits(messagelist_id) and len(messagelist_id) < 19:
         page = await store.messagelist_page(
             account.id, int(messagelist_id), after=cursor, limit=limit
         )

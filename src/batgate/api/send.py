@@ -14,8 +14,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
+from starlette.requests import ClientDisconnect
 
+from batgate.api.callbacks import CallbackScreen
 from batgate.api.errors import ApiError
+from batgate.domain.checks import is_digits
 from batgate.domain.messages import MessageType, NewMessage, Rejection
 from batgate.domain.records import Account
 from batgate.domain.validation import Limits, validate_message
@@ -31,9 +34,11 @@ class SendService:
         max_messages: int,
         max_body_bytes: int,
         on_stored: Callable[[], None],
+        callbacks: CallbackScreen,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._callbacks = callbacks
         self._limits = limits
         self._max_messages = max_messages
         self._max_body_bytes = max_body_bytes
@@ -41,21 +46,26 @@ class SendService:
         self._clock = clock
 
     async def read_body(self, declared_length: str | None, chunks: AsyncIterator[bytes]) -> bytes:
-        if declared_length is not None and declared_length.isdigit():
+        if declared_length is not None and is_digits(declared_length):
             if int(declared_length) > self._max_body_bytes:
                 raise self._too_large()
         body = bytearray()
-        async for chunk in chunks:
-            body += chunk
-            if len(body) > self._max_body_bytes:
-                raise self._too_large()
+        try:
+            async for chunk in chunks:
+                body += chunk
+                if len(body) > self._max_body_bytes:
+                    raise self._too_large()
+        except ClientDisconnect:
+            # Gone before its body was whole (or cut off as too slow, api.server): not
+            # an error of ours, and nothing was stored. The answer reaches no one.
+            raise _bad_request("the request body was cut off: the client went away") from None
         return bytes(body)
 
     async def send(
         self, account: Account, body: bytes, idempotency_key: str | None = None
     ) -> bytes:
         raw = self._messages_of(_parse_json(body))
-        judged = [validate_message(m, self._limits) for m in raw]
+        judged = await self._callbacks.screen([validate_message(m, self._limits) for m in raw])
         accepted = [j for j in judged if isinstance(j, NewMessage)]
         stored = False
 

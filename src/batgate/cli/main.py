@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -27,6 +29,7 @@ from batgate.observability import logs
 if TYPE_CHECKING:
     from aiohttp.web import AppRunner
 
+    from batgate.observability.readiness import Shutdown
     from batgate.store.manager import Store
 
 app = typer.Typer(
@@ -85,6 +88,7 @@ def serve(
 ) -> None:
     """Run the API (and, by default, the delivery engine) in one process."""
     from batgate.api.app import create_app
+    from batgate.api.server import protocol_class
 
     use_config(config)
     settings = settings_for(database_url, host=host, port=port, access_log=access_log)
@@ -93,10 +97,17 @@ def serve(
         fail("--new-demo-key goes with --demo", 2)
     if demo:
         _print_demo(settings, renew=new_demo_key)
+    from batgate.observability.readiness import Shutdown
+
+    shutdown = Shutdown()
     server = uvicorn.Config(
-        create_app(settings, workers=workers),
+        create_app(settings, workers=workers, shutdown=shutdown),
         host=settings.host,
         port=settings.port,
+        # SIGTERM: requests under way get half the shutdown time, the engine the rest.
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout / 2)),
+        http=protocol_class(settings.http),  # the connection's limits (api.server)
+        timeout_keep_alive=int(settings.http.keep_alive),
         # batgate's own access log (observability.logs) replaces uvicorn's: it has
         # the request id and the route template; uvicorn's other lines go through
         # the same root handler (log_config=None leaves logging to us).
@@ -105,7 +116,33 @@ def serve(
         log_level=settings.log_level.lower(),
         lifespan="on",
     )
-    uvicorn.Server(server).run()
+    _Server(server, shutdown, settings.http.drain_seconds).run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app the moment a shutdown begins (/readyz: 503),
+    and serving on for `drain` seconds before it stops listening (a second signal
+    cuts the drain short)."""
+
+    def __init__(self, config: uvicorn.Config, shutdown: Shutdown, drain: float) -> None:
+        super().__init__(config)
+        self._shutdown = shutdown
+        self._drain = drain
+        self._draining: tuple[int, float] | None = None  # the signal, and until when
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._shutdown.begin()
+        if self._drain > 0 and self._draining is None and not self.should_exit:
+            self._draining = (sig, time.monotonic() + self._drain)
+            return
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._draining is not None and not self.should_exit:
+            sig, until = self._draining
+            if time.monotonic() >= until:
+                super().handle_exit(sig, None)
+        return await super().on_tick(counter)
 
 
 @app.command()
@@ -139,25 +176,34 @@ def worker(
 
     async def main() -> None:
         async with open_store(settings) as store:
+            from batgate.observability.readiness import Shutdown
+
             engine = Engine(store, settings)
+            shutdown = Shutdown()
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
+
+            def begin() -> None:
+                shutdown.begin()
+                stop.set()
+
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            server = await _serve_metrics(settings, store)
+                loop.add_signal_handler(sig, begin)
+            server = await _serve_metrics(settings, store, shutdown)
             await engine.start()
             logging.getLogger("batgate").info("worker %s running", engine.dispatcher.worker)
             try:
                 await stop.wait()
+                logging.getLogger("batgate").info("worker stopping")
             finally:
-                await engine.stop()
+                await engine.stop(shutdown.remaining(settings.shutdown_timeout))
                 if server is not None:
                     await server.cleanup()
 
     run(main)
 
 
-async def _serve_metrics(settings: Settings, store: Store) -> AppRunner | None:
+async def _serve_metrics(settings: Settings, store: Store, shutdown: Shutdown) -> AppRunner | None:
     from batgate.observability.exporter import start_exporter
     from batgate.store.gauges import Gauges
 
@@ -171,6 +217,7 @@ async def _serve_metrics(settings: Settings, store: Store) -> AppRunner | None:
             Gauges(store.db),
             settings.metrics.cache_seconds,
             settings.readiness_timeout,
+            shutdown,
         )
     except OSError as exc:
         fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}")
@@ -199,6 +246,7 @@ def version() -> None:
 
 def _print_demo(settings: Settings, *, renew: bool) -> None:
     from batgate.cli import demo
+    from batgate.client.core import DEFAULT_URL
 
     path = demo.credentials_path(settings.database_url)
     creds, made = demo.load_or_make(path, renew=renew)
@@ -214,6 +262,8 @@ def _print_demo(settings: Settings, *, renew: bool) -> None:
     setup = (f"  {hint}\n" if hint else "") + (
         f"  export KEY='{creds.api_key}' PASSWORD='{creds.password}'"
     )
+    if base != DEFAULT_URL:  # the CLI's and the SDK's default
+        setup += f"\n  export BATGATE_URL={base}"
     typer.echo(
         f"""
 batgate {__version__} — sandbox carrier, database {settings.database_url}

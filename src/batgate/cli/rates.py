@@ -11,6 +11,7 @@ from rich.console import Console
 from batgate.cli.accounts import emit
 from batgate.cli.common import DatabaseUrl, fail, settings_for, with_store
 from batgate.cli.output import money, number_column, table
+from batgate.domain.checks import is_digits
 from batgate.domain.messages import Channel
 from batgate.domain.pricing import Rate, RateTable, from_micros, to_micros
 from batgate.engine.ratebook import configured_rates
@@ -33,7 +34,7 @@ def set_(
     if channel not in {c.value for c in Channel}:
         fail(f"unknown channel {channel!r}; use one of: sms, viber, rcs, flashcall")
     prefix = prefix.lstrip("+")
-    if prefix and (not prefix.isdigit() or len(prefix) > 15):
+    if prefix and (not is_digits(prefix) or len(prefix) > 15):
         fail(f"the prefix must be up to 15 digits, got {prefix!r}")
     try:
         amount = Decimal(price)

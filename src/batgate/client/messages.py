@@ -107,18 +107,25 @@ class CarouselItem:
 
 @dataclass(frozen=True, slots=True)
 class RcsButton:
-    """An RCS suggested action: `action` is openUrl, dial, shareLocation or createCalendarEvent."""
+    """An RCS suggested action: `action` is the action's type, `url` and `extra` its fields.
+
+    openUrl takes `url`; dial `extra={"phoneNumber": "+380..."}`; shareLocation nothing;
+    createCalendarEvent `extra={"title": ..., "startTime": ..., "endTime": ...}`. On the
+    wire the action is an object, as in SMSBAT's rcs.md (SPEC §2)::
+
+        {"text": "Shop", "action": {"type": "openUrl", "url": "https://..."}}
+    """
 
     text: str
     action: str = "openUrl"
     url: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. phoneNumber for dial
+    extra: Mapping[str, Any] = field(default_factory=dict)  # the action's other fields
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"text": self.text, "action": self.action, **self.extra}
+        action: dict[str, Any] = {"type": self.action, **self.extra}
         if self.url is not None:
-            doc["url"] = self.url
-        return doc
+            action["url"] = self.url
+        return {"text": self.text, "action": action}
 
 
 def _steps(fallback: Message | Sequence[Message] | None) -> tuple[Message, ...]:

@@ -100,3 +100,9 @@ def show(value: object) -> str:
     scalar = isinstance(value, (str, int, float)) and not isinstance(value, bool)
     shown = repr(value) if scalar else json_type(value)
     return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def is_digits(value: str) -> bool:
+    """Only the ASCII digits 0-9: `str.isdigit` also takes `¹`, `٣` and `３`, which
+    `int()` then reads as numbers or refuses (a 500 on `/bat/messagelist/%C2%B9`)."""
+    return value.isascii() and value.isdigit()

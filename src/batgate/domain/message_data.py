@@ -2,12 +2,24 @@
 
 A checker gets the message's ``messageData`` (None when absent) and its text, and
 answers the normalised ``messageData`` to store, or raises :class:`Invalid`.
+
+RCS buttons (in ``buttons`` and in each carousel card's ``buttons``) are
+``{text, action: {type, ...}}``, the action an object exactly as in SMSBAT's rcs.md
+(SPEC §2). By ``action.type``: ``openUrl`` needs ``url`` (absolute http(s));
+``dial`` needs ``phoneNumber`` in E.164 form (``+`` and 8-15 digits, as a flash call's
+``callerId``); ``shareLocation`` needs nothing; ``createCalendarEvent`` needs a
+non-blank ``title`` and a ``startTime``, and takes an ``endTime`` (rcs.md's "Travel"
+example has none), RFC 3339 date-times with an offset (``2025-01-25T14:00:00Z``),
+the end not before the start. Other keys of an
+action are kept. The former flat form (``"action": "openUrl"`` with ``url`` beside
+it) is rejected, naming the object form. ``media.thumbnail``, when given, is a URL.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Final
 
 from batgate.domain.checks import (
@@ -33,6 +45,10 @@ RCS_BUTTON_ACTIONS: Final = ("openUrl", "dial", "shareLocation", "createCalendar
 _UUID: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _LANG: Final = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 _OTP_CODE: Final = re.compile(r"[0-9]{4,10}")
+_TIMESTAMP: Final = re.compile(  # RFC 3339 date-time: an offset is required
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
 
 _Checker = Callable[[JsonObject | None, str | None], JsonObject | None]
 
@@ -208,6 +224,8 @@ def _rcs_content(obj: JsonObject, path: str) -> None:
         media = as_object(obj["media"], f"{path}.media")
         url_field(media.get("url"), f"{path}.media.url")
         non_blank(media.get("type"), f"{path}.media.type")
+        if media.get("thumbnail") is not None:
+            url_field(media["thumbnail"], f"{path}.media.thumbnail")
     if obj.get("buttons") is not None:
         buttons = as_array(obj["buttons"], f"{path}.buttons", 0, 4)
         for i, item in enumerate(buttons):
@@ -215,16 +233,58 @@ def _rcs_content(obj: JsonObject, path: str) -> None:
 
 
 def _rcs_button(value: object, path: str) -> None:
+    """``{text, action: {type, ...}}``: the action is an object, as in SMSBAT's rcs.md."""
     button = as_object(value, path)
+    non_blank(button.get("text"), f"{path}.text")
     action = button.get("action")
-    if action not in RCS_BUTTON_ACTIONS:
+    if isinstance(action, str) and action in RCS_BUTTON_ACTIONS:
         raise Invalid(
             DATA,
-            f"{path}.action: {show(action)} is not one of {', '.join(RCS_BUTTON_ACTIONS)}",
+            f'{path}.action: must be an object such as {{"type": "{action}", ...}}, got string',
         )
-    non_blank(button.get("text"), f"{path}.text")
-    if action == "openUrl":
-        url_field(button.get("url"), f"{path}.url")
+    _rcs_action(as_object(action, f"{path}.action"), f"{path}.action")
+
+
+def _rcs_action(action: JsonObject, path: str) -> None:
+    kind = action.get("type")
+    if kind not in RCS_BUTTON_ACTIONS:
+        raise Invalid(
+            DATA, f"{path}.type: {show(kind)} is not one of {', '.join(RCS_BUTTON_ACTIONS)}"
+        )
+    if kind == "openUrl":
+        url_field(action.get("url"), f"{path}.url")
+    elif kind == "dial":
+        number = action.get("phoneNumber")
+        if not isinstance(number, str) or not is_e164_form(number):
+            raise Invalid(
+                DATA,
+                f"{path}.phoneNumber: {show(number)} is not in E.164 form ('+' and 8-15 digits)",
+            )
+    elif kind == "createCalendarEvent":
+        non_blank(action.get("title"), f"{path}.title")
+        start = _timestamp(action.get("startTime"), f"{path}.startTime")
+        if action.get("endTime") is not None:
+            end = _timestamp(action["endTime"], f"{path}.endTime")
+            if end < start:
+                raise Invalid(
+                    DATA, f"{path}.endTime: {show(action['endTime'])} is before startTime"
+                )
+
+
+def _timestamp(value: object, path: str) -> datetime:
+    """An RFC 3339 date and time with its offset (``2025-01-25T14:00:00Z``)."""
+    if value is None:
+        raise Invalid(DATA, f"{path}: is required, e.g. '2025-01-25T14:00:00Z'")
+    if isinstance(value, str) and _TIMESTAMP.fullmatch(value) is not None:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass  # the right shape, but no such date or time (2025-02-30, 25:00)
+    raise Invalid(
+        DATA,
+        f"{path}: {show(value)} is not a date and time with its offset, "
+        "e.g. '2025-01-25T14:00:00Z'",
+    )
 
 
 def _flashcall(data: JsonObject | None, text: str | None) -> JsonObject | None:

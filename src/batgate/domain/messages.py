@@ -59,6 +59,7 @@ class ErrorCode(StrEnum):
     INVALID_MESSAGE_DATA = "INVALID_MESSAGE_DATA"
     INVALID_TTL = "INVALID_TTL"
     INVALID_FALLBACK = "INVALID_FALLBACK"
+    INVALID_CALLBACK_URL = "INVALID_CALLBACK_URL"  # malformed, or pointing inside
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,9 @@ then its fields in the same order as the primary's).
 Decisions where the SPEC is silent:
 
 - A wrongly typed field is rejected with the code of that field; ``customerMessageId``
-  and ``callbackUrl`` have no code of their own and use ``INVALID_MESSAGE_DATA``.
+  has no code of its own and uses ``INVALID_MESSAGE_DATA``; a ``callbackUrl`` that is
+  not an absolute http(s) URL is ``INVALID_CALLBACK_URL``, as is one pointing inside
+  (judged by the API's ``api.callbacks``, which may resolve its name).
 - JSON ``null`` in an optional field (``text`` where optional, ``ttl``,
   ``messageData``, ``customerMessageId``, ``callbackUrl``, ``fallback``) means absent.
   Unknown top-level fields are ignored; unknown keys inside ``messageData`` are kept.
@@ -30,7 +32,8 @@ Decisions where the SPEC is silent:
 - ``messageData`` per type, see :mod:`batgate.domain.message_data`; notably carousel items 2-5 (as
   Viber), survey options 1-5 non-blank strings, OTP ``code`` a string of 4-10 digits
   with ``validity`` a positive integer of seconds (both required), RCS carousel cards
-  2-10, RCS ``openUrl`` buttons need a ``url``. The viber_promo short forms ``image``
+  2-10, RCS buttons ``{text, action: {type, ...}}`` with the action's own fields by
+  its type (``openUrl`` + ``url``, ...). The viber_promo short forms ``image``
   and ``button`` are replaced by ``img``, ``buttonText`` and ``buttonAction``; giving
   a short and a long form together is rejected.
 - ``fallback``: an object is a chain of one, an empty array is no fallback (allowed on
@@ -104,7 +107,10 @@ def _message(raw: JsonObject, limits: Limits) -> NewMessage:
     customer_id = _customer_message_id(raw.get("customerMessageId"))
     callback_url = raw.get("callbackUrl")
     if callback_url is not None:
-        url_field(callback_url, "callbackUrl")
+        try:
+            url_field(callback_url, "callbackUrl")
+        except Invalid as exc:
+            raise Invalid(ErrorCode.INVALID_CALLBACK_URL, exc.message) from None
     fallbacks = _fallbacks(raw.get("fallback"), primary, limits)
     return NewMessage(customer_id, (primary, *fallbacks), callback_url)
 

@@ -64,6 +64,7 @@ class Dispatcher:
         self._retry = RetryPolicy(tuple(settings.retry_delays), jitter=0.2)
         self._limit = asyncio.Semaphore(settings.concurrency)
         self._wakeup = asyncio.Event()
+        self._stopping = False
         self.worker = worker_name()
         # Messages this dispatcher claimed after another claim's lease ran out.
         self.reclaimed = 0
@@ -72,14 +73,21 @@ class Dispatcher:
         """New work was stored by this process: look now rather than at the next poll."""
         self._wakeup.set()
 
+    def request_stop(self) -> None:
+        """Claim nothing more: `run` returns once the tick in hand is written."""
+        self._stopping = True
+        self._wakeup.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             started = time.monotonic()
             try:
                 handled = await self.tick()
             except Exception:  # keep the engine alive through a database hiccup
                 log.exception("dispatcher tick failed")
                 handled = 0
+            if self._stopping:
+                break
             if handled < self._settings.batch_size:
                 await self._idle()
             elif self._store.taking_sends:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping, Sequence
 
 from batgate.channels.base import Connector
@@ -11,10 +12,13 @@ from batgate.channels.registry import build_connectors, close_connectors, start_
 from batgate.config import Settings
 from batgate.domain.messages import Channel
 from batgate.engine.dispatcher import Dispatcher
-from batgate.engine.ratebook import RateBook, configured_rates
+from batgate.engine.ratebook import RateBook, configured_rates, unpriced_channels
 from batgate.engine.receipts import StoredReceipts
+from batgate.engine.retention import Janitor
 from batgate.engine.webhooks import WebhookSender
 from batgate.store.manager import Store
+
+log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -22,36 +26,68 @@ class Engine:
         self.webhooks = WebhookSender(store, settings.webhooks)
         self._receipts = StoredReceipts(store.receipts, self._apply_receipts)
         self._connectors = build_connectors(settings, self._receipts)
+        self._ratebook = RateBook(store, configured_rates(settings.rates))
         self.dispatcher = Dispatcher(
             store,
             self._connectors,
-            RateBook(store, configured_rates(settings.rates)),
+            self._ratebook,
             settings.dispatcher,
             settings.fx,
             on_events=self.webhooks.wake,
         )
+        self._janitor = Janitor(store.retention, settings.retention)
         self._carriers = bool(settings.connectors)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Bind to the carriers (waiting a moment for them), then start the workers."""
+        for channel in unpriced_channels(await self._ratebook.table()):
+            log.warning(
+                "no rate for channel %s: its messages cost nothing "
+                "(set one with [[rates]] or `batgate rates set`)",
+                channel,
+            )
         await start_connectors(self._connectors.values())
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
         self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
+        self._tasks.append(asyncio.create_task(self._janitor.run(), name="retention"))
         if self._carriers:
             self._tasks.append(asyncio.create_task(self._receipts.run(), name="receipts"))
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+    async def stop(self, timeout: float = 20.0) -> None:
+        """Stop within `timeout` seconds, losing nothing and sending nothing twice.
+
+        The dispatcher and the webhook sender claim nothing more and finish what they
+        hold: the tick in hand is handed over and written, the webhooks under way are
+        answered, and events claimed but not started go back to the queue. Then the
+        carriers are closed (SMPP: a graceful unbind once nothing is being sent, the
+        receipts that came meanwhile stored and acknowledged). What is still running
+        when the time is up is cancelled: messages it had claimed come back to a
+        worker when their lease runs out, as after a crash.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        closing = min(5.0, timeout / 4)  # kept for the carriers' unbind
+        self.dispatcher.request_stop()
+        self.webhooks.request_stop()
+        graceful = [t for t in self._tasks if t.get_name() in ("dispatcher", "webhooks")]
         try:
+            if graceful:
+                await asyncio.wait(graceful, timeout=max(0.0, deadline - closing - loop.time()))
+            late = [t.get_name() for t in graceful if not t.done()]
+            if late:
+                log.warning("stopping: %s did not finish in time, cancelled", ", ".join(late))
+            for task in self._tasks:
+                task.cancel()
             for task in self._tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         finally:
             self._tasks.clear()
             # After the dispatcher: a graceful unbind once nothing is being sent.
-            await close_connectors(self._connectors.values())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.1, deadline - loop.time())):
+                    await close_connectors(self._connectors.values())
 
     @property
     def connectors(self) -> Mapping[Channel, Connector]:

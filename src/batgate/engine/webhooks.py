@@ -22,10 +22,13 @@ import aiohttp
 
 from batgate import __version__
 from batgate.config import WebhookSettings
+from batgate.domain.addresses import AddressPolicy
+from batgate.domain.checks import is_digits
 from batgate.domain.notifications import DeliveryAttempt, WebhookEvent
 from batgate.domain.records import Account
 from batgate.domain.retry import RetryPolicy
 from batgate.engine.dispatcher import worker_name
+from batgate.engine.guard import GuardedResolver, refusal
 from batgate.observability import metrics
 from batgate.store.manager import Store
 from batgate.webhooks import signature_headers
@@ -66,6 +69,8 @@ class WebhookSender:
         self._settings = settings
         self._clock = clock
         self._policy = webhook_policy(settings)
+        self._addresses = AddressPolicy.allowing(settings.allow_private_callbacks)
+        self._callbacks: aiohttp.ClientSession  # set by run()
         self._inflight: dict[str, int] = {}
         # Claimed events waiting for their endpoint, with the time they were claimed.
         self._queues: dict[str, deque[tuple[WebhookEvent, Target | None, float]]] = {}
@@ -75,20 +80,39 @@ class WebhookSender:
         self._results: list[DeliveryAttempt] = []
         self._wakeup = asyncio.Event()
         self._flush_now = asyncio.Event()
+        self._stopping = False
         self.worker = worker_name()
 
     def wake(self) -> None:
         self._wakeup.set()
 
+    def request_stop(self) -> None:
+        """Claim and start nothing more: `run` returns once the deliveries under way are
+        answered (or time out); events claimed but not started go back to the queue."""
+        self._stopping = True
+        self._wakeup.set()
+
     async def run(self) -> None:
         # aiohttp rather than httpx here: on this hot path its client costs about a
         # fifth of the CPU per request (docs/benchmarks.md). Redirects are not followed.
-        connector = aiohttp.TCPConnector(limit=self._settings.concurrency, limit_per_host=0)
         timeout = aiohttp.ClientTimeout(total=self._settings.timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
+        # Two sessions: the operator's URLs are trusted; a message's callbackUrl goes
+        # through a resolver that connects only to addresses judged public (engine.guard).
+        trusted = aiohttp.TCPConnector(limit=self._settings.concurrency, limit_per_host=0)
+        guarded = aiohttp.TCPConnector(
+            limit=self._settings.concurrency,
+            limit_per_host=0,
+            resolver=GuardedResolver(self._addresses),
+            use_dns_cache=False,  # judged at every connection: DNS can change
+        )
+        async with (
+            aiohttp.ClientSession(connector=trusted, timeout=timeout) as client,
+            aiohttp.ClientSession(connector=guarded, timeout=timeout) as self._callbacks,
+        ):
             flusher = asyncio.create_task(self._flush_loop())
             try:
                 await self._claim_loop(client)
+                await asyncio.gather(*self._tasks, return_exceptions=True)  # under way
             finally:
                 for task in list(self._tasks):
                     task.cancel()
@@ -101,13 +125,13 @@ class WebhookSender:
                 await self._store.outbox.defer(sorted(self._claimed), self._clock())
 
     async def _claim_loop(self, client: aiohttp.ClientSession) -> None:
-        while True:
+        while not self._stopping:
             claimed = 0
             try:
                 claimed = await self._claim(client)
             except Exception:
                 log.exception("webhook claim failed")
-            if claimed < self._settings.batch_size:
+            if claimed < self._settings.batch_size and not self._stopping:
                 self._wakeup.clear()
                 # Not wait_for: see Dispatcher._idle (a cancel meeting wake() was lost).
                 with contextlib.suppress(TimeoutError):
@@ -156,6 +180,8 @@ class WebhookSender:
 
     def _pump(self, client: aiohttp.ClientSession) -> None:
         """Start queued deliveries while their endpoint and the global cap allow."""
+        if self._stopping:
+            return  # what is queued goes back when the sender stops
         for key, queue in list(self._queues.items()):
             while queue and len(self._tasks) < self._settings.concurrency:
                 if key and self._inflight.get(key, 0) >= self._settings.per_endpoint:
@@ -211,6 +237,13 @@ class WebhookSender:
             metrics.webhook_failures("no_url").inc()
             self._finish(event, started, 0.0, None, "no webhook URL configured")
             return
+        if target.callback:
+            why = refusal(self._addresses, target.url)
+            if why is not None:
+                metrics.webhook_failures("refused").inc()
+                self._finish(event, started, 0.0, None, f"not sent: {why}")
+                return
+            client = self._callbacks
         headers = signature_headers(target.secrets, event.webhook_id, int(started), event.payload)
         headers["content-type"] = "application/json"
         headers["user-agent"] = f"batgate/{__version__}"
@@ -356,7 +389,7 @@ def _retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if is_digits(value):
         return float(value)
     try:
         moment = email.utils.parsedate_to_datetime(value)

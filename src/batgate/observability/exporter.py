@@ -21,7 +21,12 @@ _JSON = "application/json"
 
 
 async def start_exporter(
-    host: str, port: int, gauges: Gauges, cache_seconds: float, timeout: float
+    host: str,
+    port: int,
+    gauges: Gauges,
+    cache_seconds: float,
+    timeout: float,
+    shutdown: readiness.Shutdown | None = None,
 ) -> web.AppRunner:
     """Serve on `host:port` until the returned runner's `cleanup()`."""
     backlog = BacklogGauges(gauges, cache_seconds, timeout)
@@ -34,7 +39,7 @@ async def start_exporter(
         )
 
     async def readyz(_request: web.Request) -> web.Response:
-        status, body = await readiness.answer(gauges, timeout)
+        status, body = await readiness.answer(gauges, timeout, shutdown)
         return web.Response(body=body, status=status, content_type=_JSON)
 
     async def healthz(_request: web.Request) -> web.Response:

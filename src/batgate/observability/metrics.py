@@ -86,7 +86,8 @@ WEBHOOK_DELIVERIES = Counter(
 )
 WEBHOOK_FAILURES = Counter(
     "batgate_webhook_failures",
-    "Failed webhook delivery attempts by reason (timeout, connection, http_status, no_url).",
+    "Failed webhook delivery attempts by reason (timeout, connection, http_status, no_url,"
+    " refused: a callbackUrl pointing inside).",
     ("reason",),
     registry=None,
 )
@@ -130,6 +131,26 @@ SMPP_INBOUND_OTHER = Counter(
     ("connector",),
     registry=None,
 )
+RETENTION_REMOVED = Counter(
+    "batgate_retention_removed",
+    "Records removed (or redacted) by retention, by kind.",
+    ("kind",),
+    registry=None,
+)
+AUTH_FAILURES = Counter(
+    "batgate_auth_failures",
+    "Failed logins to /bat/*, by method (api_key, password) and reason (unknown key, wrong "
+    "password, malformed, disabled).",
+    ("method", "reason"),
+    registry=None,
+)
+AUTH_THROTTLED = Counter(
+    "batgate_auth_throttled",
+    "Logins answered 429 before any check: too many failures from the address or for the "
+    "username, or too many password checks waiting (busy).",
+    ("scope",),
+    registry=None,
+)
 
 _PROCESS_WIDE: tuple[Collector, ...] = (
     BUILD,
@@ -146,6 +167,9 @@ _PROCESS_WIDE: tuple[Collector, ...] = (
     SMPP_RESENDS,
     SMPP_RECEIPTS,
     SMPP_INBOUND_OTHER,
+    AUTH_FAILURES,
+    AUTH_THROTTLED,
+    RETENTION_REMOVED,
 )
 
 
@@ -172,6 +196,9 @@ smpp_bind_failures = Family(SMPP_BIND_FAILURES)
 smpp_submits = Family(SMPP_SUBMITS)
 smpp_resends = Family(SMPP_RESENDS)
 smpp_receipts = Family(SMPP_RECEIPTS)
+auth_failures = Family(AUTH_FAILURES)
+auth_throttled = Family(AUTH_THROTTLED)
+retention_removed = Family(RETENTION_REMOVED)
 smpp_inbound_other = Family(SMPP_INBOUND_OTHER)
 
 

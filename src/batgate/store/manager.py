@@ -32,6 +32,7 @@ from batgate.store.idempotency import (
 from batgate.store.intake import Intake, insert_messages
 from batgate.store.outbox import Outbox
 from batgate.store.ratebuckets import RateBuckets
+from batgate.store.retention import Retention
 from batgate.store.rows import (
     MessageRow,
     account_from_row,
@@ -105,6 +106,7 @@ class Store:
         self.outbox = Outbox(db)
         self.rate_buckets = RateBuckets(db)
         self.receipts = handovers.Receipts(db)
+        self.retention = Retention(db)
         self._intake = Intake(db, new_message_id)
         # The hot status read, on SQLite: see Database.lookup and point_read.
         self._read_by_id = db.point_read(_BY_ID) if db.lookup is not None else None

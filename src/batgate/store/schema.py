@@ -25,10 +25,15 @@ accounts = sa.Table(
     sa.Column("previous_secret_until", sa.Float, nullable=True),
 )
 
+# Ids that grow with traffic: 64-bit on PostgreSQL (an `integer` runs out after about
+# two billion). SQLite's INTEGER PRIMARY KEY is 64-bit already, and must stay that type
+# to be the rowid that numbers new rows (migration 0007).
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 messagelists = sa.Table(
     "messagelists",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False),
     sa.Column("message_count", sa.Integer, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
@@ -38,7 +43,7 @@ messages = sa.Table(
     "messages",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("messagelist_id", sa.Integer, nullable=False),
+    sa.Column("messagelist_id", BigId, nullable=False),
     sa.Column("account_id", sa.Integer, nullable=False),
     sa.Column("customer_message_id", sa.String(64), nullable=True),
     sa.Column("recipient", sa.String(16), nullable=False),
@@ -64,6 +69,8 @@ messages = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     # Claims after a lease ran out (each may re-send an unrecorded hand-over).
     sa.Column("reclaims", sa.Integer, nullable=False, server_default="0"),
+    # When retention blanked its text and messageData (store.retention).
+    sa.Column("redacted_at", sa.Float, nullable=True),
 )
 # Only messages the engine still has to look at carry a due time; final ones leave the index.
 sa.Index(
@@ -73,6 +80,19 @@ sa.Index(
     postgresql_where=messages.c.due_at.is_not(None),
 )
 sa.Index("ix_messages_messagelist", messages.c.messagelist_id, messages.c.id)
+# Final messages by age, for retention: all of them (purge), and those not yet redacted.
+sa.Index(
+    "ix_messages_final",
+    messages.c.updated_at,
+    sqlite_where=messages.c.due_at.is_(None),
+    postgresql_where=messages.c.due_at.is_(None),
+)
+sa.Index(
+    "ix_messages_unredacted",
+    messages.c.updated_at,
+    sqlite_where=messages.c.due_at.is_(None) & messages.c.redacted_at.is_(None),
+    postgresql_where=messages.c.due_at.is_(None) & messages.c.redacted_at.is_(None),
+)
 sa.Index(
     "ix_messages_carrier_ref",
     messages.c.carrier_ref,
@@ -113,7 +133,7 @@ sa.Index("ix_carrier_receipts_received", carrier_receipts.c.received_at)
 message_events = sa.Table(
     "message_events",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("message_id", sa.String(32), nullable=False),
     sa.Column("account_id", sa.Integer, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
@@ -130,6 +150,7 @@ message_events = sa.Table(
     sa.Column("delivered_at", sa.Float, nullable=True),
 )
 sa.Index("ix_message_events_message", message_events.c.message_id)
+sa.Index("ix_message_events_at", message_events.c.at)
 sa.Index(
     "ix_message_events_pending_by_message",
     message_events.c.message_id,
@@ -148,14 +169,15 @@ sa.Index(
 webhook_attempts = sa.Table(
     "webhook_attempts",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("event_id", sa.Integer, nullable=False),
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", BigId, nullable=False),
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("duration_ms", sa.Float, nullable=False),
     sa.Column("status_code", sa.Integer, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
 )
 sa.Index("ix_webhook_attempts_event", webhook_attempts.c.event_id)
+sa.Index("ix_webhook_attempts_at", webhook_attempts.c.at)
 
 rates = sa.Table(
     "rates",
@@ -177,6 +199,7 @@ idempotency_keys = sa.Table(
     sa.Column("response", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+sa.Index("ix_idempotency_keys_created", idempotency_keys.c.created_at)
 
 # The per-account rate limit's token buckets, shared by every API process.
 rate_buckets = sa.Table(

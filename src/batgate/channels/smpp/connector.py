@@ -58,6 +58,7 @@ from batgate.channels.smpp.session import (
     message_id_of,
 )
 from batgate.config import SmppSettings
+from batgate.domain.checks import is_digits
 from batgate.domain.messages import Step
 from batgate.domain.outcomes import (
     Accepted,
@@ -487,7 +488,7 @@ def _usable(link: _Link) -> bool:
 def _source_address(sender: str) -> tuple[str, int, int]:
     """(address, TON, NPI) of a sender: international number, short code or alphanumeric."""
     digits = sender.removeprefix("+")
-    if digits.isdigit():
+    if is_digits(digits):
         if sender.startswith("+") or len(digits) > 8:
             return digits, 1, 1  # international, E.164
         return digits, 3, 0  # a short code: network specific

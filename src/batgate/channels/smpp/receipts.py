@@ -23,6 +23,7 @@ from enum import IntEnum
 from typing import Final, Literal
 
 from batgate.channels.smpp.pdu import DataSm, ShortMessage, Tag, find_tlv
+from batgate.domain.checks import is_digits
 from batgate.domain.status import ChannelStatus
 
 # esm_class message type bits (SMPP 3.4 §5.2.12): SMSC delivery receipt, and the
@@ -175,7 +176,7 @@ class IdSpelling:
         key = canonical(resp_id)
         if self.mode == "hex_to_decimal" and _HEX.fullmatch(key):
             return str(int(key, 16))
-        if self.mode == "decimal_to_hex" and key.isdigit():
+        if self.mode == "decimal_to_hex" and is_digits(key):
             return canonical(format(int(key), "x"))
         return key
 
@@ -193,7 +194,7 @@ class IdSpelling:
 def _readings(key: str) -> tuple[str, ...]:
     """The id itself, then the same number written in the other base (when it reads as one)."""
     readings = [key]
-    if key.isdigit() and len(key) <= 30:
+    if is_digits(key) and len(key) <= 30:
         readings.append(canonical(format(int(key), "x")))
     if _HEX.fullmatch(key) and len(key) <= 24:
         readings.append(str(int(key, 16)))

@@ -1,0 +1,186 @@
+"""The HTTP connection: what a client may make the server hold, and for how long.
+
+uvicorn's httptools protocol, with the limits it lacks (docs/security.md):
+
+- a request head (request line and headers) of at most `max_header_bytes`, with at
+  most `max_headers` headers and a target of at most `max_url_bytes`: 431 / 414;
+- the head must arrive within `header_timeout` of its first byte (or of the
+  connection, for its first request), the body within `body_timeout` of the head:
+  a slow client is answered 408 (or, mid-body, cut off) and its connection closed;
+- what the parser refuses is answered in the SPEC's error shape (400), not
+  uvicorn's plain text.
+
+The body's size is limited by the routes before they read it (`max_body_bytes`).
+Idle keep-alive connections are closed by uvicorn after `timeout_keep_alive`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from batgate.api.errors import error_body
+from batgate.config import HttpSettings
+
+log = logging.getLogger(__name__)
+
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+}
+
+
+class _Refused(Exception):
+    """Raised in a parser callback to stop parsing; the refusal is on the protocol."""
+
+
+class LimitedHttpProtocol(HttpToolsProtocol):
+    limits: HttpSettings = HttpSettings()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0
+        self._header_count = 0
+        self._url_bytes = 0
+        self._refusal: tuple[int, str, str] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- the connection ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.limits.header_timeout, "the request head")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refusal is not None:
+            return  # answered already; the connection is closing
+        if self._in_head:
+            # Only the head's bytes count (httptools keeps a header line whole in memory
+            # until it ends, so this is checked before it parses): up to the blank line.
+            end = data.find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else end + 4
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._refuse(
+                    431,
+                    "REQUEST_HEADER_FIELDS_TOO_LARGE",
+                    f"the request head is over {self.limits.max_header_bytes} bytes",
+                )
+                return
+        super().data_received(data)
+
+    # -- the parser's callbacks ------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._header_count = self._url_bytes = 0
+        if self._timer is None:  # the first byte of a request after the connection's first
+            self._arm(self.limits.header_timeout, "the request head")
+
+    def on_url(self, url: bytes) -> None:
+        self._url_bytes += len(url)
+        if self._url_bytes > self.limits.max_url_bytes:
+            self._stop(
+                414, "URI_TOO_LONG", f"the request target is over {self.limits.max_url_bytes} bytes"
+            )
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.max_headers:
+            self._stop(
+                431,
+                "REQUEST_HEADER_FIELDS_TOO_LARGE",
+                f"more than {self.limits.max_headers} headers",
+            )
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._disarm()
+        self._arm(self.limits.body_timeout, "the request body")
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self._in_head = True  # what comes next is the next request's head
+        self._head_bytes = 0
+        super().on_message_complete()
+
+    # -- answers -------------------------------------------------------------------------
+
+    def send_400_response(self, msg: str) -> None:
+        """What the parser refused (or a limit stopped) in the SPEC's error shape."""
+        if self._refusal is not None:
+            status, code, message = self._refusal
+        else:
+            status, code, message = 400, "INVALID_REQUEST", "the request is not valid HTTP/1.1"
+        self._answer(status, code, message)
+
+    def _stop(self, status: int, code: str, message: str) -> None:
+        self._refusal = (status, code, message)
+        raise _Refused(message)  # feed_data raises HttpParserCallbackError: send_400_response
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        self._refusal = (status, code, message)
+        self._answer(status, code, message)
+
+    def _answer(self, status: int, code: str, message: str) -> None:
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        body = error_body(code, message)
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Error"))]
+        head += [
+            name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
+        ]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+        log.info("refused a request from %s: %d %s", _peer(self.client), status, message)
+
+    # -- slow clients ----------------------------------------------------------------------
+
+    def _arm(self, seconds: float, what: str) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, self._too_slow, what, seconds)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _too_slow(self, what: str, seconds: float) -> None:
+        self._timer = None
+        message = f"{what} did not arrive within {seconds:g} s"
+        if self._in_head and (self.cycle is None or self.cycle.response_complete):
+            if self._head_bytes or self.cycle is None:
+                self._refuse(408, "REQUEST_TIMEOUT", message)
+            return
+        # Mid-body: the route is reading it; it sees the client disconnect.
+        log.info("dropped a slow client %s: %s", _peer(self.client), message)
+        self._refusal = (408, "REQUEST_TIMEOUT", message)
+        self.transport.close()
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "-"
+
+
+def protocol_class(limits: HttpSettings) -> type[LimitedHttpProtocol]:
+    """The protocol class for uvicorn's `http=` option, with these limits."""
+    return type("BatgateHttpProtocol", (LimitedHttpProtocol,), {"limits": limits})
