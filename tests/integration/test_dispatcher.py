@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import pytest
 from integration_support import Clock, make_account, new_message
 
-from batgate.api.status import status_view
 from batgate.channels.base import Connector, Outbound
 from batgate.channels.simulator import Simulator
 from batgate.config import DispatcherSettings, Settings
+from batgate.domain.documents import status_view
 from batgate.domain.messages import Channel, MessageType, NewMessage
 from batgate.domain.outcomes import SendResult
 from batgate.domain.pricing import Rate

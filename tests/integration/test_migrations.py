@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from importlib import resources
 from pathlib import Path
@@ -59,7 +60,20 @@ async def test_ids_become_64_bit_on_a_populated_database(
     try:
         account = await make_account(store)
         step = Step(MessageType.SMS, "+380501234567", "Shop", "before", None, 60, 1)
-        _, before = await store.insert_batch(account, [NewMessage(None, (step,))], time.time())
+        with raw_connection(url) as raw:  # rows as revision 0006 wrote them
+            raw.execute(
+                "INSERT INTO messagelists (account_id, message_count, created_at) VALUES (?, 1, 1)",
+                (account.id,),
+            )
+            list_id = raw.scalar("SELECT max(id) FROM messagelists")
+            raw.execute(
+                "INSERT INTO messages (id, messagelist_id, account_id, recipient, type, chain,"
+                " status, step, steps, attempts, due_at, deadline, bill_currency, version,"
+                " created_at, updated_at) VALUES ('m-before', ?, ?, ?, 'sms', ?, 'scheduled',"
+                " 0, 'scheduled', 0, 1, 61, 'USD', 0, 1, 1)",
+                (list_id, account.id, step.to, f"[{json.dumps(step.to_json())}]"),
+            )
+        before = ["m-before"]
         with raw_connection(url) as raw:
             raw.execute(
                 "INSERT INTO message_events (message_id, account_id, status, at, state)"
@@ -71,8 +85,11 @@ async def test_ids_become_64_bit_on_a_populated_database(
                 "INSERT INTO webhook_attempts (event_id, at, duration_ms) VALUES (?, 1, 2)",
                 (event,),
             )
-        await store.upgrade()  # to the head: 0007
+        await store.upgrade()  # to the head
         assert await store.get_message(before[0]) is not None
+        # A row without a stored status document (before 0009) is answered all the same.
+        found = await store.status_document(before[0])
+        assert found is not None and json.loads(found[1])["deliverystatus"] == "scheduled"
 
         with raw_connection(url) as raw:
             assert raw.scalar("SELECT version_num FROM alembic_version") == HEAD_REVISION

@@ -7,7 +7,15 @@ from itertools import product
 
 import pytest
 
-from batgate.domain.lifecycle import Action, Progress, Transition, on_due, on_receipt, on_sent
+from batgate.domain.lifecycle import (
+    Action,
+    Progress,
+    Transition,
+    on_due,
+    on_receipt,
+    on_receipt_heard,
+    on_sent,
+)
 from batgate.domain.messages import MessageType, Step
 from batgate.domain.outcomes import Accepted, Failed, ScheduledReceipt, SendResult
 from batgate.domain.retry import RetryPolicy
@@ -572,3 +580,43 @@ def test_is_final(status: DeliveryStatus, final: bool) -> None:
 
 def test_not_used_is_not_final() -> None:
     assert CS.NOT_USED.is_final is False
+
+
+# -- a carrier's receipt heard: noted on the message, applied when due ----------------------
+
+HEARD = [
+    # (id, the message, the receipt, its hand-over, noted?)
+    ("for the current hand-over", "handed", CS.DELIVERED, "ref", True),
+    ("undeliverable too", "handed", CS.UNDELIVERABLE, "ref", True),
+    ("any hand-over (no reference)", "handed", CS.DELIVERED, None, True),
+    ("for an earlier hand-over", "handed", CS.DELIVERED, "older", False),
+    ("not final", "handed", CS.PROCESSING, "ref", False),
+    ("one noted already", "noted", CS.UNDELIVERABLE, "ref", False),
+    ("not handed over yet", "fresh", CS.DELIVERED, "ref", False),
+    ("final already", "final", CS.DELIVERED, "ref", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "status", "ref", "noted"), [h[1:] for h in HEARD], ids=[h[0] for h in HEARD]
+)
+def test_a_heard_receipt_is_noted_and_due_now(
+    message: str, status: CS, ref: str | None, noted: bool
+) -> None:
+    chain = CHAINS["sms"]
+    progress = {
+        "handed": replace(handed(), carrier_ref="ref"),
+        "noted": replace(handed(), carrier_ref="ref", receipt=CS.DELIVERED, due_at=T0 + 5),
+        "fresh": fresh(),
+        "final": drive(chain, deliver_on(CS.DELIVERED, T0))[0],
+    }[message]
+    t = on_receipt_heard(progress, status, ref, T0 + 2)
+    if not noted:
+        assert t is None
+        return
+    assert t is not None and t.entered == ()
+    assert t.progress == replace(progress, receipt=status, due_at=T0 + 2)
+    # Due now: the engine applies it through on_due, to its final status.
+    applied = on_due(t.progress, chain, T0 + 2)
+    assert isinstance(applied, Transition)
+    assert applied.entered == (DeliveryStatus(status.value),)

@@ -17,7 +17,8 @@ from batgate.domain.outcomes import Accepted, Failed, ScheduledReceipt, SendResu
 from batgate.domain.records import MessageRecord
 from batgate.domain.retry import RetryPolicy
 from batgate.domain.status import ChannelStatus as CS
-from batgate.engine.dispatcher import _count_applied, _count_claims, _send_label
+from batgate.engine.changes import count_applied
+from batgate.engine.dispatcher import _count_claims, _send_label
 from batgate.observability import metrics
 from batgate.observability.backlog import BacklogGauges
 from batgate.store.gauges import Backlog
@@ -310,7 +311,7 @@ def test_count_applied(
     before = statuses(registry)
     lags = sample(registry, "batgate_receipt_lag_seconds_count")
     lag_sum = sample(registry, "batgate_receipt_lag_seconds_sum")
-    _count_applied([change], [ok], T0 + 3.5)
+    count_applied([change], [ok], T0 + 3.5)
     assert delta(before, statuses(registry)) == counted
     assert sample(registry, "batgate_receipt_lag_seconds_count") - lags == receipt_lags
     # Applied at T0 + 3.5, due at T0 + 2.
@@ -323,7 +324,7 @@ def test_count_applied_skips_releases() -> None:
     r = handed((SMS,), CS.DELIVERED)
     registry = metrics.build_registry()
     before = statuses(registry)
-    _count_applied([Change(r, None)], [False], T0 + 3)
+    count_applied([Change(r, None)], [False], T0 + 3)
     assert delta(before, statuses(registry)) == {}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from batgate.domain.documents import encoded, status_document
 from batgate.domain.lifecycle import Progress
 from batgate.domain.messages import MessageType, NewMessage, Step
 from batgate.store.rows import NEW_MESSAGE_COLUMNS, new_message_values, progress_values
@@ -48,6 +49,21 @@ def test_values_match_the_row(message: NewMessage) -> None:
         "version": 0,
         "created_at": now,
         "updated_at": now,
+        "status_doc": encoded(
+            status_document(
+                7,
+                "m1",
+                message.customer_message_id,
+                message.to,
+                message.primary.type,
+                message.steps,
+                Progress.new(message.steps, now),
+                None,
+                None,
+                None,
+                "EUR",
+            )
+        ),
     }
     values = dict(
         zip(

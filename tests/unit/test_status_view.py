@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from batgate.api.status import status_view
+from batgate.domain.documents import status_view
 from batgate.domain.lifecycle import Progress
 from batgate.domain.messages import MessageType, Step
 from batgate.domain.records import MessageRecord

@@ -17,43 +17,11 @@ from typing import Any
 import orjson
 
 from batgate.api.errors import ApiError, not_found
-from batgate.domain.pricing import from_micros
+from batgate.domain.documents import status_view
 from batgate.domain.records import MessageRecord
 from batgate.store.manager import Store
 
 MAX_IDS = 1000  # per `POST /bat/message/status`
-
-
-def status_view(r: MessageRecord) -> dict[str, Any]:
-    p = r.progress
-    parts = r.chain[p.step].parts
-    view: dict[str, Any] = {
-        "messagelistId": r.messagelist_id,
-        "messageId": r.id,
-        "deliverystatus": p.status.value,
-        "partscount": parts,
-    }
-    if p.status.is_final:
-        view["cost"] = from_micros(r.bill_micros or 0)
-    if r.customer_message_id is not None:
-        view["customerMessageId"] = r.customer_message_id
-    view["type"] = r.type.value
-    view["to"] = r.to
-    if len(r.chain) > 1:
-        view["fallbacks"] = [
-            {"type": step.type.value, "status": p.steps[i].value}
-            for i, step in enumerate(r.chain[1:], start=1)
-        ]
-        view["extendedStatuses"] = {
-            step.channel.value: p.steps[i].value for i, step in enumerate(r.chain)
-        }
-        rate = r.rate_micros or 0
-        view["rate"] = from_micros(rate)
-        view["rateAmount"] = from_micros(rate * parts)
-        view["rateCurrency"] = r.rate_currency or r.bill_currency
-        view["billAmount"] = from_micros(r.bill_micros or 0)
-        view["billCurrency"] = r.bill_currency
-    return view
 
 
 class StatusService:
@@ -72,10 +40,10 @@ class StatusService:
             if hit[0] != account_id:
                 raise _unknown(message_id)
             return hit[1]
-        record = await self._store.get_message(message_id) if len(message_id) <= 64 else None
-        if record is None or record.account_id != account_id:
+        found = await self._store.status_document(message_id) if len(message_id) <= 64 else None
+        if found is None or found[0] != account_id:
             raise _unknown(message_id)
-        return self._serialise(record)
+        return self._keep(message_id, account_id, found[1])
 
     async def render_many(self, account_id: int, message_ids: Sequence[str]) -> bytes:
         """`{"messages": [...]}`: for each id, in order, what `render` answers for it —
@@ -94,10 +62,12 @@ class StatusService:
             else:
                 found[message_id] = None
         if wanted:
-            records = await self._store.messages_of(account_id, wanted)
+            documents = await self._store.status_documents(account_id, wanted)
             for message_id in wanted:
-                record = records.get(message_id)
-                found[message_id] = None if record is None else self._serialise(record)
+                document = documents.get(message_id)
+                found[message_id] = (
+                    None if document is None else self._keep(message_id, account_id, document)
+                )
         entries = [_entry(message_id, found[message_id]) for message_id in message_ids]
         return orjson.dumps({"messages": entries})
 
@@ -112,16 +82,21 @@ class StatusService:
         return documents
 
     def _serialise(self, record: MessageRecord) -> bytes:
-        """The record's status document; a final one is kept in the cache."""
+        """The status document of a record read whole (a page of a list)."""
         body = orjson.dumps(status_view(record))
-        if record.progress.status.is_final and self._cache_size > 0:
-            if len(self._final) >= self._cache_size:
-                del self._final[next(iter(self._final))]
+        if record.progress.status.is_final:
             # orjson's bytes keep their ~4 KiB working buffer; an exact-size copy makes
             # a full cache ~40 MB instead of ~400 MB.
-            body = memoryview(body).tobytes()
-            self._final[record.id] = (record.account_id, body)
+            body = self._keep(record.id, record.account_id, memoryview(body).tobytes())
         return body
+
+    def _keep(self, message_id: str, account_id: int, document: bytes) -> bytes:
+        """`document`; kept in the cache when final (only a final one has `cost`)."""
+        if self._cache_size > 0 and b'"cost":' in document:
+            if len(self._final) >= self._cache_size:
+                del self._final[next(iter(self._final))]
+            self._final[message_id] = (account_id, document)
+        return document
 
 
 def message_ids_of(body: bytes) -> list[str]:

@@ -123,6 +123,28 @@ def on_receipt(
     return _step_ends(p, status, chain, now)
 
 
+def on_receipt_heard(
+    p: Progress, outcome: ChannelStatus, carrier_ref: str | None, now: float
+) -> Transition | None:
+    """A carrier's final receipt for the current hand-over was heard (all its parts
+    answered): it is noted on the message, due now, so that `on_due` applies it in
+    the engine, with its price and webhook. None when there is nothing to note: the
+    receipt is for another hand-over (an earlier step or attempt), one is noted
+    already, or the message is not waiting for one.
+
+    `Progress.receipt` has this one meaning, whoever noted it: the final outcome of
+    the current hand-over, applied when the message is due (the sandbox knows it at
+    the hand-over and makes it due later; a carrier's receipt is due at once).
+    """
+    if p.status.is_final or p.step_status is not ChannelStatus.PROCESSING:
+        return None
+    if carrier_ref is not None and carrier_ref != p.carrier_ref:
+        return None
+    if p.receipt is not None or not outcome.is_final:
+        return None
+    return Transition(replace(p, receipt=outcome, due_at=now), ())
+
+
 def _on_failed(
     p: Progress, result: Failed, chain: Sequence[Step], retry: RetryPolicy, now: float
 ) -> Transition:

@@ -24,17 +24,17 @@ from collections.abc import Callable, Mapping, Sequence
 
 from batgate.channels.base import Connector, Outbound
 from batgate.config import DispatcherSettings
-from batgate.domain.lifecycle import Transition, on_due, on_receipt, on_sent
+from batgate.domain.lifecycle import Transition, on_due, on_sent
 from batgate.domain.messages import Channel
-from batgate.domain.notifications import Notification, webhook_payload
 from batgate.domain.outcomes import Accepted, Failed, SendResult
-from batgate.domain.pricing import RateTable, charge
+from batgate.domain.pricing import RateTable
 from batgate.domain.records import MessageRecord
 from batgate.domain.retry import RetryPolicy
-from batgate.domain.status import DeliveryStatus
+from batgate.engine.changes import Changes
 from batgate.engine.ratebook import RateBook
+from batgate.engine.receipts import Reconciler
 from batgate.observability import metrics
-from batgate.store.manager import Change, Priced, Store
+from batgate.store.manager import Change, Store
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,18 @@ class Dispatcher:
         fx: Mapping[str, float],
         on_events: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        reconciler: Reconciler | None = None,
     ) -> None:
         self._store = store
-        self._on_events = on_events
         self._connectors = connectors
         self._ratebook = ratebook
         self._settings = settings
-        self._fx = fx
         self._clock = clock
+        # The engine shares its reconciler with the carriers' connectors (their receipts).
+        self.reconciler = reconciler or Reconciler(
+            store, Changes(store, fx, on_events, clock), ratebook, clock
+        )
+        self._changes = self.reconciler.changes
         self._retry = RetryPolicy(tuple(settings.retry_delays), jitter=0.2)
         self._limit = asyncio.Semaphore(settings.concurrency)
         self._wakeup = asyncio.Event()
@@ -119,11 +123,10 @@ class Dispatcher:
         self._note_reclaims(records)
         rates = await self._ratebook.table()
         planned = await asyncio.gather(*(self._plan_safely(r, rates) for r in records))
-        changes = await self._settle_early([c for c in planned if c is not None], rates)
+        changes = await self.reconciler.settle([c for c in planned if c is not None], rates)
         applied = await self._record(changes, lease_ends)
-        _count_applied(changes, applied, self._clock())
-        if any(ok and c.notifications for ok, c in zip(applied, changes, strict=True)):
-            self._on_events()
+        written = [c.handover for c, ok in zip(changes, applied, strict=True) if ok]
+        await self.reconciler.handed_over([h for h in written if h is not None])
         return len(records)
 
     def _note_reclaims(self, records: list[MessageRecord]) -> None:
@@ -148,7 +151,7 @@ class Dispatcher:
         pause = 0.05
         while True:
             try:
-                return await self._store.apply_all(changes, self._clock())
+                return await self._changes.write(changes)
             except Exception:
                 if time.monotonic() + pause >= lease_ends:
                     raise
@@ -180,92 +183,7 @@ class Dispatcher:
             transition = on_sent(record.progress, result, record.chain, self._retry, self._clock())
             if isinstance(result, Accepted):
                 handover = result.handover
-        priced = self._price(record, transition, rates)
-        notifications = self._notifications(record, transition, priced, self._clock())
-        return Change(record, transition, priced, tuple(notifications), handover)
-
-    async def apply_receipts(self, message_ids: Sequence[str]) -> int:
-        """Apply the receipts just announced on these messages, without waiting for them
-        to be claimed; how many were written.
-
-        A backlog of sends ahead of them in the claim order would otherwise hold back
-        their final status. Only a message whose announced receipt is due is
-        touched, and only through the state machine's `on_receipt` — never a send;
-        each write is a compare-and-set, so if a dispatcher claimed it meanwhile,
-        one of the two writes the (same) change and the other's is skipped.
-        """
-        if not message_ids:
-            return 0
-        records = await self._store.messages_of(None, message_ids)
-        rates = await self._ratebook.table()
-        now = self._clock()
-        changes = []
-        for record in records.values():
-            if record.progress.receipt is None:
-                continue
-            decision = on_due(record.progress, record.chain, now)
-            if isinstance(decision, Transition):
-                priced = self._price(record, decision, rates)
-                notifications = self._notifications(record, decision, priced, now)
-                changes.append(Change(record, decision, priced, tuple(notifications)))
-        if not changes:
-            return 0
-        applied = await self._store.apply_all(changes, now)
-        _count_applied(changes, applied, self._clock())
-        if any(ok and c.notifications for ok, c in zip(applied, changes, strict=True)):
-            self._on_events()
-        return sum(applied)
-
-    async def _settle_early(self, changes: list[Change], rates: RateTable) -> list[Change]:
-        """Apply receipts that came while their parts were being handed over.
-
-        A fast carrier's receipt often arrives before this tick has written the
-        hand-over; it waits as an early receipt (batgate.store.handovers). Reading
-        those now lets the message go to its final status in this very write,
-        instead of one more claim and write later. A receipt that comes after this
-        look is taken in the write's transaction and applied by the next tick.
-        """
-        handovers = [c.handover for c in changes if c.handover is not None]
-        if not handovers:
-            return changes
-        try:
-            early = await self._store.receipts.early(handovers)
-        except Exception:  # only a shortcut: the write takes them anyway
-            log.exception("reading early receipts failed")
-            return changes
-        now = self._clock()
-        settled: list[Change] = []
-        for change in changes:
-            handover, before = change.handover, change.transition
-            outcome = early.outcome(handover) if handover is not None else None
-            after = None
-            if outcome is not None and before is not None:
-                after = on_receipt(before.progress, outcome, change.record.chain, now)
-            if after is None or before is None:
-                settled.append(change)
-                continue
-            both = Transition(after.progress, before.entered + after.entered)
-            priced = self._price(change.record, both, rates)
-            notifications = self._notifications(change.record, both, priced, now)
-            settled.append(Change(change.record, both, priced, tuple(notifications), handover))
-        return settled
-
-    def _notifications(
-        self, record: MessageRecord, t: Transition, priced: Priced, now: float
-    ) -> list[Notification]:
-        """One event per status entered, with its webhook payload.
-
-        Whether it is sent is decided by the store in the same transaction, from
-        the account's webhook URL at that moment (or the message's callbackUrl).
-        """
-        return [
-            Notification(
-                status,
-                webhook_payload(record, t.progress, status, now, priced.bill_micros),
-                record.callback_url,
-            )
-            for status in t.entered
-        ]
+        return self._changes.of(record, transition, rates, self._clock(), handover)
 
     async def _send(self, record: MessageRecord) -> SendResult:
         step = record.current
@@ -278,20 +196,6 @@ class Dispatcher:
                 result = Failed(f"connector error: {exc!r}", retryable=True)
         metrics.channel_sends(step.channel.value, _send_label(result)).inc()
         return result
-
-    def _price(self, record: MessageRecord, t: Transition, rates: RateTable) -> Priced:
-        """The rate of the channel in use (or that carried it) and, once final, the bill."""
-        step = record.chain[t.progress.step]
-        rate = rates.lookup(step.channel.value, step.to)
-        if rate is None:
-            return Priced(None, None, None if not t.progress.status.is_final else 0)
-        if not t.progress.status.is_final:
-            return Priced(rate.micros, rate.currency, None)
-        delivered = t.progress.status is DeliveryStatus.DELIVERED
-        bill = charge(
-            rate.micros, rate.currency, step.parts, record.bill_currency, delivered, self._fx
-        )
-        return Priced(rate.micros, rate.currency, bill.bill_amount)
 
 
 def _send_label(result: SendResult) -> str:
@@ -307,20 +211,3 @@ def _count_claims(records: Sequence[MessageRecord], claimed_at: float) -> None:
         due = record.progress.due_at
         if due is not None:
             metrics.DISPATCHER_LAG.observe(max(0.0, claimed_at - due))
-
-
-def _count_applied(changes: Sequence[Change], applied: Sequence[bool], written_at: float) -> None:
-    """Count the statuses entered by the changes that were written, and receipt lag."""
-    for ok, change in zip(applied, changes, strict=True):
-        transition = change.transition
-        if not ok or transition is None:
-            continue
-        before = change.record.progress
-        for status in transition.entered:
-            # `processing` is entered on the step handed over; a final status on the
-            # step the chain ended on.
-            step = before.step if status is DeliveryStatus.PROCESSING else transition.progress.step
-            metrics.message_statuses(status.value, change.record.chain[step].channel.value).inc()
-        if before.receipt is not None and before.due_at is not None:
-            # Claimed only once due, so an announced receipt is what was applied.
-            metrics.RECEIPT_LAG.observe(max(0.0, written_at - before.due_at))

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from batgate.config import RetentionSettings
 from batgate.observability import metrics
+from batgate.store.handovers import KEEP_SECONDS
 from batgate.store.retention import Retention
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 DAY = 86_400.0
 KEY_WINDOW = 86_400.0  # store.idempotency.Idempotency.window: a key answers for a day
 KEY_GRACE = 3_600.0  # and is kept an hour past it
+CARRIER_IDS_KEPT = KEEP_SECONDS  # carriers' ids of parts, and receipts none claimed
 
 Batch = Callable[[int], Awaitable[int]]
 
@@ -75,6 +77,8 @@ class Janitor:
         if s.messages_days:
             messages_before = now - s.messages_days * DAY
             jobs.append(("messages", lambda n: r.messages(messages_before, n)))
+        carriers_before = now - CARRIER_IDS_KEPT
+        jobs.append(("carrier ids", lambda n: r.carrier_ids(carriers_before, n)))
         if s.events_days:
             events_before = now - s.events_days * DAY
             jobs.append(("message events", lambda n: r.events(events_before, n)))

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from batgate.channels.base import Connector
 from batgate.channels.registry import build_connectors, close_connectors, start_connectors
 from batgate.config import Settings
 from batgate.domain.messages import Channel
+from batgate.engine.changes import Changes
 from batgate.engine.dispatcher import Dispatcher
 from batgate.engine.ratebook import RateBook, configured_rates, unpriced_channels
-from batgate.engine.receipts import StoredReceipts
+from batgate.engine.receipts import Reconciler
 from batgate.engine.retention import Janitor
 from batgate.engine.webhooks import WebhookSender
 from batgate.store.manager import Store
@@ -22,11 +23,15 @@ log = logging.getLogger(__name__)
 
 
 class Engine:
+    """The delivery engine of one process, built here for `serve` and `worker` alike."""
+
     def __init__(self, store: Store, settings: Settings) -> None:
         self.webhooks = WebhookSender(store, settings.webhooks)
-        self._receipts = StoredReceipts(store.receipts, self._apply_receipts)
-        self._connectors = build_connectors(settings, self._receipts)
         self._ratebook = RateBook(store, configured_rates(settings.rates))
+        changes = Changes(store, settings.fx, on_events=self.webhooks.wake)
+        # Carriers hand their receipts to the reconciler (engine.receipts).
+        self.reconciler = Reconciler(store, changes, self._ratebook)
+        self._connectors = build_connectors(settings, self.reconciler)
         self.dispatcher = Dispatcher(
             store,
             self._connectors,
@@ -34,6 +39,7 @@ class Engine:
             settings.dispatcher,
             settings.fx,
             on_events=self.webhooks.wake,
+            reconciler=self.reconciler,
         )
         self._janitor = Janitor(store.retention, settings.retention)
         self._carriers = bool(settings.connectors)
@@ -52,7 +58,7 @@ class Engine:
         self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
         self._tasks.append(asyncio.create_task(self._janitor.run(), name="retention"))
         if self._carriers:
-            self._tasks.append(asyncio.create_task(self._receipts.run(), name="receipts"))
+            self._tasks.append(asyncio.create_task(self.reconciler.run(), name="receipts"))
 
     async def stop(self, timeout: float = 20.0) -> None:
         """Stop within `timeout` seconds, losing nothing and sending nothing twice.
@@ -93,9 +99,6 @@ class Engine:
     def connectors(self) -> Mapping[Channel, Connector]:
         """The connector serving each channel (one instance may serve several)."""
         return self._connectors
-
-    async def _apply_receipts(self, message_ids: Sequence[str]) -> int:
-        return await self.dispatcher.apply_receipts(message_ids)
 
     def wake(self) -> None:
         self.dispatcher.wake()

@@ -4,23 +4,24 @@ A carrier that answers receipts later (SMPP) names the part a receipt is for by
 its own id. Two orders have to meet:
 
 - the part is recorded first: the receipt finds it and marks it, and when every
-  part of the hand-over has its answer the message is given the receipt and made
-  due now, so the dispatcher applies it through the one state machine, with its
-  webhook (:meth:`Receipts.record`);
+  part of the hand-over has its answer the outcome is noted on the message, due
+  now (`domain.lifecycle.on_receipt_heard`), for the engine to apply through the
+  state machine, with its webhook (:meth:`Receipts.record`);
 - the receipt comes first (before the submit's answer, or before the dispatcher
   wrote the hand-over — the usual case with a fast carrier): it is kept in
   `carrier_receipts`, and taken when the part is recorded, in the very
-  transaction that moves the message to `processing` (:func:`take_early`).
+  transaction that moves the message to `processing`.
 
 Either way the receipt is in the database before the caller acknowledges it to
-the carrier. Nothing here moves a status: it only announces the receipt on the
-message, compare-and-set on the hand-over the message still waits for.
+the carrier. Nothing here decides a status: every change of a message is computed
+by `domain.lifecycle` and written as a compare-and-set on its version.
 
-On PostgreSQL the two can pass each other — a receipt stored as early while the
-transaction recording its part is still open, and that transaction looking for
-early receipts before the receipt committed. :meth:`Receipts.rematch`, run every
-few seconds by the engine, offers recent early receipts again; on SQLite writers
-take turns and this never happens.
+On PostgreSQL the two transactions can pass each other: a receipt stored as early
+while the transaction recording its part is still open, that transaction having
+looked for early receipts before the receipt committed. So each side looks again
+once it has committed (:meth:`Receipts.record` for the receipts it kept early,
+:meth:`Receipts.take_early` for the hand-overs just written): whichever commits
+last sees the other. On SQLite writers take turns and this never happens.
 
 Every statement covers a whole batch (one SELECT, then executemany writes), so
 the cost per receipt stays small at thousands a second.
@@ -36,19 +37,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from batgate.domain.lifecycle import on_receipt_heard
 from batgate.domain.outcomes import CarrierId, Handover, PartReceipt, handover_outcome
-from batgate.domain.status import ChannelStatus, DeliveryStatus
+from batgate.domain.records import MessageRecord
+from batgate.domain.status import ChannelStatus
 from batgate.store.database import Database
+from batgate.store.rows import message_from_row
 from batgate.store.schema import carrier_parts, carrier_receipts, messages
 
 # Receipts nobody claims (a late duplicate, a part never recorded) and parts that
 # never got a receipt are purged after this long: longer than the longest TTL.
 KEEP_SECONDS = 31 * 86_400
-_PURGE_EVERY = 600.0
-# Early receipts offered again by `rematch`: those older than 0.2 s (younger ones are
-# still being taken the ordinary way) and younger than ten minutes.
-REMATCH_AFTER = 0.2
-REMATCH_WINDOW = 600.0
 _CHUNK = 500  # ids per IN list
 
 _PART_ROWS = (
@@ -83,21 +82,24 @@ _FORGET_PART = (
     .where(carrier_parts.c.connector == sa.bindparam("b_connector"))
     .where(carrier_parts.c.smsc_id == sa.bindparam("b_id"))
 )
-_ANNOUNCE = (
+_NOTE = (
     messages.update()
     .where(messages.c.id == sa.bindparam("b_id"))
-    .where(messages.c.carrier_ref == sa.bindparam("b_ref"))
-    .where(messages.c.status == DeliveryStatus.PROCESSING.value)
-    .where(messages.c.receipt.is_(None))
+    .where(messages.c.version == sa.bindparam("b_version"))
     .values(
         receipt=sa.bindparam("b_receipt"),
-        due_at=sa.bindparam("b_now"),
+        due_at=sa.bindparam("b_due_at"),
         updated_at=sa.bindparam("b_now"),
         version=messages.c.version + 1,
     )
 )
 _EARLY_ROWS = (
     sa.select(carrier_receipts.c.smsc_id, carrier_receipts.c.status)
+    .where(carrier_receipts.c.connector == sa.bindparam("connector"))
+    .where(carrier_receipts.c.smsc_id.in_(sa.bindparam("ids", expanding=True)))
+)
+_EARLY_FULL = (
+    sa.select(carrier_receipts.c.smsc_id, carrier_receipts.c.aliases, carrier_receipts.c.status)
     .where(carrier_receipts.c.connector == sa.bindparam("connector"))
     .where(carrier_receipts.c.smsc_id.in_(sa.bindparam("ids", expanding=True)))
 )
@@ -121,7 +123,6 @@ class Receipts:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._purged_at = 0.0
 
     @property
     def can_miss(self) -> bool:
@@ -149,39 +150,54 @@ class Receipts:
         async with self._db.writer.begin() as conn:
             ended, unmatched = await _match(conn, connector, receipts, now)
             await _keep_early(conn, connector, unmatched, now)
+        if unmatched and self.can_miss:
+            # Their parts may have been written while this ran (see the module docstring).
+            keys = {k for r in unmatched for k in r.part.lookups}
+            ended += await self._rematch({connector: keys}, now)
         return ended
 
-    async def rematch(self, now: float | None = None) -> list[str]:
-        """Offer recent early receipts to the parts again (see the module docstring);
-        purges what is older than :data:`KEEP_SECONDS` every ten minutes."""
-        now = time.time() if now is None else now
-        async with self._db.writer.begin() as conn:
-            rows = await conn.execute(
-                sa.select(carrier_receipts)
-                .where(carrier_receipts.c.received_at >= now - REMATCH_WINDOW)
-                .where(carrier_receipts.c.received_at <= now - REMATCH_AFTER)
-                .order_by(carrier_receipts.c.received_at)
-                .limit(1000)
+    async def take_early(
+        self, handovers: Sequence[Handover], now: float | None = None
+    ) -> list[str]:
+        """After hand-overs were written: the receipts that came for their parts
+        meanwhile, matched now; the messages whose hand-over that ended. Only on
+        PostgreSQL (see the module docstring); SQLite's writers take turns."""
+        if not self.can_miss or not handovers:
+            return []
+        keys: dict[str, set[str]] = {}
+        for handover in handovers:
+            keys.setdefault(handover.connector, set()).update(
+                k for part in handover.parts for k in part.lookups
             )
-            early: dict[str, list[PartReceipt]] = {}
-            for row in rows:
-                part = CarrierId(row.smsc_id, tuple(row.aliases.split()))
-                early.setdefault(row.connector, []).append(
-                    PartReceipt(part, ChannelStatus(row.status))
-                )
-            ended: list[str] = []
-            for connector, receipts in early.items():
-                done, unmatched = await _match(conn, connector, receipts, now)
+        return await self._rematch(keys, time.time() if now is None else now)
+
+    async def _rematch(self, keys: dict[str, set[str]], now: float) -> list[str]:
+        """Early receipts among `keys` (per connector) whose part is recorded now:
+        matched, and taken out of the early ones."""
+        ended: list[str] = []
+        async with self._db.writer.begin() as conn:
+            for connector, ids in keys.items():
+                early: list[PartReceipt] = []
+                for chunk in _chunks(ids):
+                    rows = await conn.execute(_EARLY_FULL, {"connector": connector, "ids": chunk})
+                    early += [
+                        PartReceipt(CarrierId(i, tuple(a.split())), ChannelStatus(st))
+                        for i, a, st in rows
+                    ]
+                if not early:
+                    continue
+                done, unmatched = await _match(conn, connector, early, now)
                 ended += done
-                matched = {r.part.key for r in receipts} - {r.part.key for r in unmatched}
+                left = {r.part.key for r in unmatched}
                 await _executemany(
                     conn,
                     _FORGET_EARLY,
-                    [{"b_connector": connector, "b_id": key} for key in matched],
+                    [
+                        {"b_connector": connector, "b_id": r.part.key}
+                        for r in early
+                        if r.part.key not in left
+                    ],
                 )
-            if now - self._purged_at >= _PURGE_EVERY:
-                self._purged_at = now
-                await purge(conn, now - KEEP_SECONDS)
         return ended
 
 
@@ -225,15 +241,43 @@ async def _match(
     await _executemany(
         conn, _FORGET_HANDOVER, [{"b_connector": connector, "b_ref": ref} for ref in ended]
     )
-    await _executemany(
-        conn,
-        _ANNOUNCE,
-        [
-            {"b_id": outcomes[ref][0], "b_ref": ref, "b_receipt": outcome.value, "b_now": now}
-            for ref, outcome in ended.items()
-        ],
-    )
-    return [outcomes[ref][0] for ref in ended], unmatched
+    messages_of = {ref: (outcomes[ref][0], outcome) for ref, outcome in ended.items()}
+    return await _note(conn, messages_of, now), unmatched
+
+
+async def _note(
+    conn: AsyncConnection, ended: dict[str, tuple[str, ChannelStatus]], now: float
+) -> list[str]:
+    """Note each ended hand-over's outcome on its message, through the state machine
+    (`on_receipt_heard`: due now); the messages noted. Their rows are locked first on
+    PostgreSQL, so nothing changes them between the read and the compare-and-set."""
+    if not ended:
+        return []
+    ids = sorted({mid for mid, _ in ended.values()})
+    records: dict[str, MessageRecord] = {}
+    for chunk in _chunks(ids):
+        query = sa.select(messages).where(messages.c.id.in_(chunk)).order_by(messages.c.id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        records.update((row.id, message_from_row(row)) for row in await conn.execute(query))
+    rows, noted = [], []
+    for ref, (message_id, outcome) in ended.items():
+        record = records.get(message_id)
+        heard = None if record is None else on_receipt_heard(record.progress, outcome, ref, now)
+        if record is None or heard is None:
+            continue  # another hand-over's (an earlier step or attempt), or final already
+        rows.append(
+            {
+                "b_id": message_id,
+                "b_version": record.version,
+                "b_receipt": outcome.value,
+                "b_due_at": heard.progress.due_at,
+                "b_now": now,
+            }
+        )
+        noted.append(message_id)
+    await _executemany(conn, _NOTE, rows)
+    return noted
 
 
 async def _outcomes(
@@ -378,11 +422,6 @@ class HandoverBook:
                 for key in keys
             ],
         )
-
-
-async def purge(conn: AsyncConnection, before: float) -> None:
-    await conn.execute(carrier_receipts.delete().where(carrier_receipts.c.received_at < before))
-    await conn.execute(carrier_parts.delete().where(carrier_parts.c.created_at < before))
 
 
 async def _executemany(

@@ -6,19 +6,20 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batgate.domain.lifecycle import Transition
+from batgate.domain.documents import encoded, status_document, status_view
+from batgate.domain.lifecycle import Transition, on_receipt_heard
 from batgate.domain.messages import NewMessage
 from batgate.domain.notifications import Notification
 from batgate.domain.outcomes import Handover
 from batgate.domain.pricing import Rate
 from batgate.domain.records import Account, MessageRecord
-from batgate.domain.status import ChannelStatus, DeliveryStatus
+from batgate.domain.status import DeliveryStatus
 from batgate.store import dialects, handovers
 from batgate.store.database import Database
 from batgate.store.idempotency import (
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 _IN_LIST = 1000
 
 _BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
+_DOC_BY_ID = sa.select(messages.c.account_id, messages.c.status_doc).where(
+    messages.c.id == sa.bindparam("id")
+)
 
 
 class DuplicateAccountError(Exception):
@@ -111,6 +115,9 @@ class Store:
         # The hot status read, on SQLite: see Database.lookup and point_read.
         self._read_by_id = db.point_read(_BY_ID) if db.lookup is not None else None
         self._fetch_by_id = db.point_read_async(_BY_ID) if db.fast is not None else None
+        # The hottest read of all: a status document by primary key, answered as stored.
+        self._read_doc = db.point_read(_DOC_BY_ID) if db.lookup is not None else None
+        self._fetch_doc = db.point_read_async(_DOC_BY_ID) if db.fast is not None else None
         self._due_peek = db.peek(dialects.due_peek(db.dialect))
 
     @classmethod
@@ -313,6 +320,53 @@ class Store:
             row = (await conn.execute(_BY_ID, {"id": message_id})).one_or_none()
         return None if row is None else message_from_row(row)
 
+    async def status_document(self, message_id: str) -> tuple[int, bytes] | None:
+        """The message's account and its status document as stored (one read by
+        primary key, no assembly); None for an unknown id."""
+        if self._read_doc is not None:
+            found = self._read_doc(message_id)
+        elif self._fetch_doc is not None:
+            found = await self._fetch_doc(message_id)
+        else:
+            async with self.db.reader.connect() as conn:
+                row = (await conn.execute(_DOC_BY_ID, {"id": message_id})).one_or_none()
+            found = None if row is None else tuple(row)
+        if found is None:
+            return None
+        account_id, document = found
+        if document is None:  # stored before migration 0009, not changed since
+            record = await self.get_message(message_id)
+            if record is None:
+                return None
+            document = encoded(status_view(record))
+        return int(account_id), document.encode()
+
+    async def status_documents(
+        self, account_id: int, message_ids: Sequence[str]
+    ) -> dict[str, bytes]:
+        """The account's messages among `message_ids` by id: their status documents as
+        stored (others' and unknown ids are missing), one IN-list read per 1000 ids."""
+        wanted = list(dict.fromkeys(message_ids))
+        found: dict[str, bytes] = {}
+        legacy: list[str] = []
+        async with self.db.reader.connect() as conn:
+            for start in range(0, len(wanted), _IN_LIST):
+                chunk = wanted[start : start + _IN_LIST]
+                rows = await conn.execute(
+                    sa.select(messages.c.id, messages.c.status_doc).where(
+                        messages.c.id.in_(chunk), messages.c.account_id == account_id
+                    )
+                )
+                for message_id, document in rows:
+                    if document is None:
+                        legacy.append(message_id)
+                    else:
+                        found[message_id] = document.encode()
+        if legacy:
+            for message_id, record in (await self.messages_of(account_id, legacy)).items():
+                found[message_id] = encoded(status_view(record)).encode()
+        return found
+
     async def messages_of(
         self, account_id: int | None, message_ids: Iterable[str]
     ) -> dict[str, MessageRecord]:
@@ -366,23 +420,27 @@ class Store:
         its events (the history and the webhook outbox). A change without a
         transition gives the claimed message back untouched.
         """
+        changes = list(changes)  # a change whose receipts came first is noted in its place
         results: list[bool] = []
         events: list[dict[str, Any]] = []
         hooks: dict[int, bool] = {}
         async with self.db.writer.begin() as conn:
             book = await _handover_book(conn, changes, now)
             statements = []
-            for change in changes:
-                statement, params = _change_statement(change, now)
+            for i, change in enumerate(changes):
                 handover, transition = change.handover, change.transition
                 if book is not None and handover is not None and transition is not None:
                     outcome = book.early.outcome(handover)
                     progress = transition.progress
-                    if outcome is not None and progress.step_status is ChannelStatus.PROCESSING:
-                        # Its receipts came first (after the dispatcher looked): announced
-                        # with the move, due at once.
-                        params.update(v_receipt=outcome.value, v_due_at=now)
-                statements.append((statement, params))
+                    heard = None
+                    if outcome is not None:
+                        heard = on_receipt_heard(progress, outcome, progress.carrier_ref, now)
+                    if heard is not None:
+                        # Its receipts came first (after the engine looked): noted with
+                        # the move, due at once (engine.receipts applies it).
+                        both = Transition(heard.progress, transition.entered)
+                        change = changes[i] = replace(change, transition=both)
+                statements.append(_change_statement(change, now))
             written = await _compare_and_set(conn, statements, changes, now)
             for change, ok in zip(changes, written, strict=True):
                 transition = change.transition
@@ -527,6 +585,7 @@ _PROGRESS = (
     "updated_at",
     "claimed_by",
     "claimed_until",
+    "status_doc",
 )
 _PRICE = ("rate_micros", "rate_currency", "bill_micros")
 _MOVE = _cas(_PROGRESS)
@@ -539,16 +598,29 @@ def _change_statement(change: Change, now: float) -> tuple[sa.Update, dict[str, 
     params: dict[str, Any] = {"b_id": record.id, "b_version": record.version}
     if change.transition is None:
         return _RELEASE, params | {"v_claimed_by": None, "v_claimed_until": None}
-    values = progress_values(change.transition.progress)
+    progress = change.transition.progress
+    values = progress_values(progress)
     values.update(version=record.version + 1, updated_at=now, claimed_by=None)
     values["claimed_until"] = None
     priced = change.priced
+    rate, rate_currency, bill = record.rate_micros, record.rate_currency, record.bill_micros
     if priced is not None:
-        values.update(
-            rate_micros=priced.rate_micros,
-            rate_currency=priced.rate_currency,
-            bill_micros=priced.bill_micros,
-        )
+        rate, rate_currency, bill = priced.rate_micros, priced.rate_currency, priced.bill_micros
+        values.update(rate_micros=rate, rate_currency=rate_currency, bill_micros=bill)
+    document = status_document(
+        record.messagelist_id,
+        record.id,
+        record.customer_message_id,
+        record.to,
+        record.type,
+        record.chain,
+        progress,
+        rate,
+        rate_currency,
+        bill,
+        record.bill_currency,
+    )
+    values["status_doc"] = encoded(document)
     params.update({f"v_{name}": value for name, value in values.items()})
     return (_MOVE if priced is None else _MOVE_PRICED), params
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from batgate.store.database import Database
 from batgate.store.schema import (
     carrier_parts,
+    carrier_receipts,
     idempotency_keys,
     message_events,
     messagelists,
@@ -107,6 +108,31 @@ class Retention:
                 messagelists.delete().where(messagelists.c.id.in_(lists), ~left.exists())
             )
         return len(ids)
+
+    async def carrier_ids(self, before: float, limit: int) -> int:
+        """Carriers' ids of parts no receipt ended, and early receipts no part claimed,
+        older than `before` (kept longer than the longest TTL)."""
+        removed = 0
+        async with self.db.writer.begin() as conn:
+            for table, stamp in (
+                (carrier_receipts, carrier_receipts.c.received_at),
+                (carrier_parts, carrier_parts.c.created_at),
+            ):
+                keys = (
+                    sa.select(table.c.connector, table.c.smsc_id)
+                    .where(stamp < before)
+                    .order_by(stamp)
+                    .limit(limit)
+                )
+                found = (await conn.execute(keys)).all()
+                for connector, smsc_id in found:
+                    await conn.execute(
+                        table.delete().where(
+                            table.c.connector == connector, table.c.smsc_id == smsc_id
+                        )
+                    )
+                removed = max(removed, len(found))
+        return removed
 
     async def redact(self, before: float, now: float, limit: int) -> int:
         """Blank the text and messageData of final messages last changed before `before`

@@ -74,6 +74,7 @@ NEW_MESSAGE_COLUMNS = (
     "version",
     "created_at",
     "updated_at",
+    "status_doc",
 )
 _SCHEDULED = DeliveryStatus.SCHEDULED.value
 
@@ -88,6 +89,25 @@ def new_message_values(
     first = steps[0]
     # Progress.new: the first step scheduled, the others not used yet.
     channel_steps = "scheduled" + ",not_used" * (len(steps) - 1)
+    doc: dict[str, Any] = {
+        "messagelistId": list_id,
+        "messageId": message_id,
+        "deliverystatus": _SCHEDULED,
+        "partscount": first.parts,
+    }
+    # The status document as domain.documents builds it for this progress (a test
+    # keeps the two the same), without a Progress: this is the send hot path.
+    if m.customer_message_id is not None:
+        doc["customerMessageId"] = m.customer_message_id
+    doc["type"] = first.type.value
+    doc["to"] = m.to
+    if len(steps) > 1:
+        doc["fallbacks"] = [{"type": s.type.value, "status": "not_used"} for s in steps[1:]]
+        doc["extendedStatuses"] = {
+            s.channel.value: "scheduled" if i == 0 else "not_used" for i, s in enumerate(steps)
+        }
+        doc.update(rate=0.0, rateAmount=0.0, rateCurrency=currency)
+        doc.update(billAmount=0.0, billCurrency=currency)
     return (
         message_id,
         list_id,
@@ -107,6 +127,7 @@ def new_message_values(
         0,
         now,
         now,
+        orjson.dumps(doc).decode(),
     )
 
 

@@ -71,6 +71,9 @@ messages = sa.Table(
     sa.Column("reclaims", sa.Integer, nullable=False, server_default="0"),
     # When retention blanked its text and messageData (store.retention).
     sa.Column("redacted_at", sa.Float, nullable=True),
+    # The status document (domain.documents), written with every change: a lookup reads
+    # it as it is. NULL only on rows older than migration 0009 (built when read).
+    sa.Column("status_doc", sa.Text, nullable=True),
 )
 # Only messages the engine still has to look at carry a due time; final ones leave the index.
 sa.Index(
