@@ -116,6 +116,9 @@ class DispatcherSettings(BaseModel):
     concurrency: int = 64
     # Delays between send attempts of one channel step; retries run out after the last.
     retry_delays: list[float] = Field(default_factory=lambda: [0.5, 1.0, 2.0])
+    # A message claimed again after its lease ran out more often than this (its worker
+    # died holding it, or handling it raised) ends permanenterror, never claimed for ever.
+    max_reclaims: int = Field(default=5, ge=1)
 
 
 class WebhookSettings(BaseModel):

@@ -148,3 +148,61 @@ def test_new_demo_key_without_demo_is_a_usage_error(fresh_cli):
 
     assert done.returncode == 2
     assert "--new-demo-key goes with --demo" in done.stderr
+
+
+# -- `batgate messages show`: why a message ended as it did --------------------------------
+
+WHY = [
+    # (id, the message, its final status, what its story must say)
+    ("delivered", {"to": "+380501234567"}, "delivered", ["processing", "delivered"]),
+    (
+        "the carrier's receipt",
+        {"to": "+380501230001"},
+        "undeliverable",
+        ["the carrier's receipt: undeliverable"],
+    ),
+    (
+        "retries ran out",
+        {"to": "+380501230002"},
+        "permanenterror",
+        ["attempt 1 failed: ", "attempt 3 failed: ", "no retries left"],
+    ),
+    (
+        "a step refused, then the fallback",
+        {"to": "+380501230003", "type": "viber_promo", "fallback": {"type": "sms", "text": "Hi"}},
+        "delivered",
+        ["viber 0 the carrier's receipt: undeliverable", "sms 1"],
+    ),
+    (
+        "no receipt within the TTL",
+        {"to": "+380501230005", "ttl": 2},
+        "undeliverable",
+        ["no receipt from the carrier within the TTL (2 s)"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "final", "said"), [w[1:] for w in WHY], ids=[w[0] for w in WHY]
+)
+def test_messages_show_says_why(fast_server, alice, message, final, said):
+    sent = {"from": "batgate", "type": "sms", "text": "Hello", **message}
+    mid = fast_server.send_one(alice, sent)["messageId"]
+    assert fast_server.wait_final(alice, mid).final["deliverystatus"] == final
+
+    shown = json.loads(fast_server.cli("messages", "show", mid, "--json").stdout)
+    assert shown["status"] == fast_server.status(alice, mid)  # the document the API answers
+    story = shown["story"]
+    assert story[-1]["status"] == final
+    told = " | ".join(
+        f"{line['channel']} {line['step']} {line['reason']}"
+        if "channel" in line
+        else f"{line['status']} {line['reason'] or ''}"
+        for line in story
+    )
+    for words in said:
+        assert words in told, told
+    text = fast_server.cli("messages", "show", mid).stdout  # the table for people
+    assert mid in text and "story" in text and final in text
+    if final != "delivered":
+        assert story[-1]["reason"], story  # a final failure says why

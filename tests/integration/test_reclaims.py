@@ -310,3 +310,32 @@ async def test_a_write_that_keeps_failing_gives_up_when_the_lease_runs_out(
         assert claimed_by(raw, mid) == d.worker  # left for the lease to hand back
     finally:
         await hiccups.close()
+
+
+async def test_a_message_whose_processing_keeps_failing_ends_permanenterror(
+    store: Store, account: Account, raw: Raw, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Handling it raises every time (here: its price cannot be looked up): claimed
+    again after each lease, and after `max_reclaims` of those it ends permanenterror,
+    with the reason in its story, logged and counted — never claimed for ever."""
+    from batgate.observability import metrics
+
+    (mid,) = await insert(store, account)
+    clock = Clock(T0)
+    rates = Rates(store)
+    rates.broken = True
+    d = dispatcher(store, clock, Carrier(clock), rates, max_reclaims=2)
+    abandoned = metrics.MESSAGES_ABANDONED._value.get()
+    with caplog.at_level(logging.ERROR, logger="batgate.engine.dispatcher"):
+        for n in range(4):  # the first claim, two re-claims that fail, the third ends it
+            clock.now = T0 + n * (LEASE + 1)
+            assert await d.tick() == 1
+    assert reclaims(raw, mid) == 3
+    record = await store.get_message(mid)
+    assert record is not None and record.progress.status is DS.PERMANENTERROR
+    (final,) = [line for line in await store.story(mid) if line.status == "permanenterror"]
+    assert final.reason is not None and "claimed again 3 times" in final.reason
+    assert metrics.MESSAGES_ABANDONED._value.get() == abandoned + 1
+    assert any(f"message {mid} ends permanenterror" in r.getMessage() for r in caplog.records)
+    clock.now += LEASE + 1
+    assert await d.tick() == 0  # final: never claimed again

@@ -55,11 +55,25 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
+class Note:
+    """Why an attempt failed, or a step or the message ended: kept in its history, so
+    that an operator can say why (`batgate messages show`)."""
+
+    step: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
-    """The new progress and the message statuses entered on the way, in order."""
+    """The new progress, the message statuses entered on the way (in order), and why."""
 
     progress: Progress
     entered: tuple[DeliveryStatus, ...]
+    notes: tuple[Note, ...] = ()
+
+    def then(self, later: Transition) -> Transition:
+        """This transition followed by `later`, as one."""
+        return Transition(later.progress, self.entered + later.entered, self.notes + later.notes)
 
 
 class Action(Enum):
@@ -75,11 +89,14 @@ def on_due(p: Progress, chain: Sequence[Step], now: float) -> Transition | Actio
             return on_receipt(p, p.receipt, chain, now)
         if now >= p.deadline:
             # Handed to the channel, no receipt before the TTL: expired at the carrier.
-            return _step_ends(p, ChannelStatus.UNDELIVERABLE, chain, now)
+            why = f"no receipt from the carrier within the TTL ({chain[p.step].ttl} s)"
+            return _step_ends(p, ChannelStatus.UNDELIVERABLE, chain, now, why)
         return None
     if now >= p.deadline:
         # Still queued when the TTL passed: removed from the queue.
-        return _step_ends(p, ChannelStatus.PERMANENTERROR, chain, now)
+        tried = f", after {p.attempts} failed attempts" if p.attempts else ""
+        why = f"its TTL ({chain[p.step].ttl} s) ran out before it was handed over{tried}"
+        return _step_ends(p, ChannelStatus.PERMANENTERROR, chain, now, why)
     return Action.SEND
 
 
@@ -120,7 +137,20 @@ def on_receipt(
         return None
     if not status.is_final:
         return None
-    return _step_ends(p, status, chain, now)
+    return _step_ends(p, status, chain, now, f"the carrier's receipt: {status.value}")
+
+
+def on_stuck(p: Progress, chain: Sequence[Step], reclaims: int, now: float) -> Transition | None:
+    """Its processing keeps failing (claimed again after its lease ran out `reclaims`
+    times, or raising while planned): the message ends `permanenterror` with that
+    reason, instead of being claimed for ever. No fallback: the trouble is ours."""
+    if p.status.is_final:
+        return None
+    why = f"its processing kept failing: claimed again {reclaims} times after its lease ran out"
+    steps = _set(p.steps, p.step, ChannelStatus.PERMANENTERROR)
+    final = DeliveryStatus.PERMANENTERROR
+    progress = replace(p, status=final, steps=steps, due_at=None, receipt=None)
+    return Transition(progress, (final,), (Note(p.step, why),))
 
 
 def on_receipt_heard(
@@ -154,14 +184,21 @@ def _on_failed(
     if not result.retryable:
         # The channel looked at it and refused: it was handed over, then undeliverable.
         handed = _handed(p)
-        ended = _step_ends(handed.progress, ChannelStatus.UNDELIVERABLE, chain, now)
-        return Transition(ended.progress, handed.entered + ended.entered)
+        why = f"refused: {result.reason}"
+        return handed.then(
+            _step_ends(handed.progress, ChannelStatus.UNDELIVERABLE, chain, now, why)
+        )
     attempts = p.attempts + 1
     delay = retry.delay(attempts)
+    failed = f"attempt {attempts} failed: {result.reason}"
     if delay is None:
-        return _step_ends(replace(p, attempts=attempts), ChannelStatus.PERMANENTERROR, chain, now)
+        ended = replace(p, attempts=attempts)
+        why = f"{failed}; no retries left"
+        return _step_ends(ended, ChannelStatus.PERMANENTERROR, chain, now, why)
     # Due again for the retry, or at the TTL if that comes first (it expires queued).
-    return Transition(replace(p, attempts=attempts, due_at=min(now + delay, p.deadline)), ())
+    due = min(now + delay, p.deadline)
+    note = Note(p.step, f"{failed}; retried in {delay:.3g} s")
+    return Transition(replace(p, attempts=attempts, due_at=due), (), (note,))
 
 
 def _handed(p: Progress) -> Transition:
@@ -175,8 +212,9 @@ def _handed(p: Progress) -> Transition:
 
 
 def _step_ends(
-    p: Progress, outcome: ChannelStatus, chain: Sequence[Step], now: float
+    p: Progress, outcome: ChannelStatus, chain: Sequence[Step], now: float, reason: str
 ) -> Transition:
+    notes = (Note(p.step, reason),)
     steps = _set(p.steps, p.step, outcome)
     nxt = p.step + 1
     if outcome is not ChannelStatus.DELIVERED and nxt < len(chain):
@@ -189,14 +227,14 @@ def _step_ends(
             due_at=now,
             deadline=now + chain[nxt].ttl,
         )
-        return Transition(progress, ())
+        return Transition(progress, (), notes)
     final = DeliveryStatus(outcome.value)
     entered: tuple[DeliveryStatus, ...] = (final,)
     if not can_move(p.status, final):
         # e.g. scheduled → undeliverable: the message was handed over on the way.
         entered = (DeliveryStatus.PROCESSING, final)
     progress = replace(p, status=final, steps=steps, due_at=None, receipt=None)
-    return Transition(progress, entered)
+    return Transition(progress, entered, notes)
 
 
 def _set(

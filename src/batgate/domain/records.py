@@ -30,6 +30,18 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryLine:
+    """One line of a message's story: a status it entered (with the reason of a final
+    one), or a note on a step (its channel, and why an attempt failed or it ended)."""
+
+    at: float
+    status: str | None
+    step: int | None
+    channel: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class MessageRecord:
     id: str
     messagelist_id: int

@@ -42,7 +42,14 @@ class Changes:
         handover: Handover | None = None,
     ) -> Change:
         """The write of `transition`: the rate and bill, one event per status entered."""
-        priced = self._price(record, transition, rates)
+        try:
+            priced = self._price(record, transition, rates)
+        except Exception:
+            if not transition.progress.status.is_final:
+                raise
+            # A message ending is written even when it cannot be priced (a broken rate
+            # table): at its locked-in rate, billed nothing.
+            priced = Priced(record.rate_micros, record.rate_currency, 0)
         notifications = tuple(
             Notification(
                 status,

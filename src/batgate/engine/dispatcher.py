@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from batgate.channels.base import Connector, Outbound
 from batgate.config import DispatcherSettings
-from batgate.domain.lifecycle import Transition, on_due, on_sent
+from batgate.domain.lifecycle import Transition, on_due, on_sent, on_stuck
 from batgate.domain.messages import Channel
 from batgate.domain.outcomes import Accepted, Failed, SendResult
 from batgate.domain.pricing import RateTable
@@ -160,6 +160,19 @@ class Dispatcher:
                 pause = min(pause * 2, 2.0)
 
     async def _plan_safely(self, record: MessageRecord, rates: RateTable) -> Change | None:
+        if record.reclaims > self._settings.max_reclaims:
+            stuck = on_stuck(record.progress, record.chain, record.reclaims, self._clock())
+            if stuck is not None:
+                metrics.MESSAGES_ABANDONED.inc()
+                log.error(
+                    "message %s ends permanenterror: claimed again %d times after its lease "
+                    "ran out (more than dispatcher.max_reclaims = %d); the tracebacks of its "
+                    "failures are logged above",
+                    record.id,
+                    record.reclaims,
+                    self._settings.max_reclaims,
+                )
+                return self._changes.of(record, stuck, rates, self._clock())
         try:
             return await self._plan(record, rates)
         except Exception:

@@ -79,7 +79,7 @@ class Reconciler:
             if after is None or before is None:
                 settled.append(change)
                 continue
-            both = Transition(after.progress, before.entered + after.entered)
+            both = before.then(after)
             settled.append(self.changes.of(change.record, both, rates, now, handover))
         return settled
 

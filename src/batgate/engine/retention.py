@@ -83,4 +83,5 @@ class Janitor:
             events_before = now - s.events_days * DAY
             jobs.append(("message events", lambda n: r.events(events_before, n)))
             jobs.append(("webhook attempts", lambda n: r.attempts(events_before, n)))
+            jobs.append(("message notes", lambda n: r.notes(events_before, n)))
         return jobs

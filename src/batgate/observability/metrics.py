@@ -131,6 +131,12 @@ SMPP_INBOUND_OTHER = Counter(
     ("connector",),
     registry=None,
 )
+MESSAGES_ABANDONED = Counter(
+    "batgate_messages_abandoned",
+    "Messages ended permanenterror because their processing kept failing (claimed again "
+    "after their lease ran out more than dispatcher.max_reclaims times).",
+    registry=None,
+)
 RETENTION_REMOVED = Counter(
     "batgate_retention_removed",
     "Records removed (or redacted) by retention, by kind.",
@@ -170,6 +176,7 @@ _PROCESS_WIDE: tuple[Collector, ...] = (
     AUTH_FAILURES,
     AUTH_THROTTLED,
     RETENTION_REMOVED,
+    MESSAGES_ABANDONED,
 )
 
 

@@ -18,7 +18,7 @@ from batgate.domain.messages import NewMessage
 from batgate.domain.notifications import Notification
 from batgate.domain.outcomes import Handover
 from batgate.domain.pricing import Rate
-from batgate.domain.records import Account, MessageRecord
+from batgate.domain.records import Account, MessageRecord, StoryLine
 from batgate.domain.status import DeliveryStatus
 from batgate.store import dialects, handovers
 from batgate.store.database import Database
@@ -45,6 +45,7 @@ from batgate.store.rows import (
 from batgate.store.schema import (
     accounts,
     message_events,
+    message_notes,
     messagelists,
     messages,
     rates,
@@ -423,6 +424,7 @@ class Store:
         changes = list(changes)  # a change whose receipts came first is noted in its place
         results: list[bool] = []
         events: list[dict[str, Any]] = []
+        notes: list[dict[str, Any]] = []
         hooks: dict[int, bool] = {}
         async with self.db.writer.begin() as conn:
             book = await _handover_book(conn, changes, now)
@@ -438,7 +440,7 @@ class Store:
                     if heard is not None:
                         # Its receipts came first (after the engine looked): noted with
                         # the move, due at once (engine.receipts applies it).
-                        both = Transition(heard.progress, transition.entered)
+                        both = transition.then(heard)
                         change = changes[i] = replace(change, transition=both)
                 statements.append(_change_statement(change, now))
             written = await _compare_and_set(conn, statements, changes, now)
@@ -449,18 +451,34 @@ class Store:
                     book.add(
                         change.record.id, transition.progress.carrier_ref or "", change.handover
                     )
+                if ok and transition is not None and transition.notes:
+                    chain = change.record.chain
+                    notes += [
+                        {
+                            "message_id": change.record.id,
+                            "at": now,
+                            "step": note.step,
+                            "channel": chain[note.step].channel.value,
+                            "reason": note.reason,
+                        }
+                        for note in transition.notes
+                    ]
                 if ok and change.notifications:
                     account_id = change.record.account_id
                     if account_id not in hooks:
                         hooks[account_id] = await _has_webhook(conn, account_id)
+                    noted = transition.notes if transition is not None else ()
+                    reason = noted[-1].reason if noted else None
                     events += [
-                        event_row(change.record, n, now, hooks[account_id])
+                        event_row(change.record, n, now, hooks[account_id], reason)
                         for n in change.notifications
                     ]
             if book is not None:
                 await book.write()
             if events:
                 await conn.execute(message_events.insert(), events)
+            if notes:
+                await conn.execute(message_notes.insert(), notes)
         return results
 
     async def accounts_by_ids(self, ids: Iterable[int]) -> dict[int, Account]:
@@ -483,6 +501,30 @@ class Store:
                 .order_by(message_events.c.id)
             )
             return [(DeliveryStatus(status), at) for status, at in result]
+
+    async def story(self, message_id: str) -> list[StoryLine]:
+        """What happened to a message, in order: each status it entered (with the reason
+        of a final one), each attempt that failed and each step that ended, and why."""
+        async with self.db.reader.connect() as conn:
+            events = await conn.execute(
+                sa.select(message_events.c.at, message_events.c.status, message_events.c.reason)
+                .where(message_events.c.message_id == message_id)
+                .order_by(message_events.c.id)
+            )
+            lines = [StoryLine(at, status, None, None, reason) for at, status, reason in events]
+            notes = await conn.execute(
+                sa.select(
+                    message_notes.c.at,
+                    message_notes.c.step,
+                    message_notes.c.channel,
+                    message_notes.c.reason,
+                )
+                .where(message_notes.c.message_id == message_id)
+                .order_by(message_notes.c.id)
+            )
+            lines += [StoryLine(at, None, step, channel, why) for at, step, channel, why in notes]
+        # A final status and the note of its last step are written together: the note first.
+        return sorted(lines, key=lambda line: (line.at, line.status is not None))
 
     # -- rates ----------------------------------------------------------------
 

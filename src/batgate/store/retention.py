@@ -19,6 +19,7 @@ from batgate.store.schema import (
     carrier_receipts,
     idempotency_keys,
     message_events,
+    message_notes,
     messagelists,
     messages,
     webhook_attempts,
@@ -45,6 +46,20 @@ class Retention:
                     webhook_attempts.delete().where(webhook_attempts.c.event_id.in_(ids))
                 )
                 await conn.execute(message_events.delete().where(message_events.c.id.in_(ids)))
+        return len(ids)
+
+    async def notes(self, before: float, limit: int) -> int:
+        """Notes of failed attempts and ended steps older than `before`."""
+        old = (
+            sa.select(message_notes.c.id)
+            .where(message_notes.c.at < before)
+            .order_by(message_notes.c.at)
+            .limit(limit)
+        )
+        async with self.db.writer.begin() as conn:
+            ids = list((await conn.execute(old)).scalars())
+            if ids:
+                await conn.execute(message_notes.delete().where(message_notes.c.id.in_(ids)))
         return len(ids)
 
     async def attempts(self, before: float, limit: int) -> int:
@@ -100,6 +115,7 @@ class Retention:
                 webhook_attempts.delete().where(webhook_attempts.c.event_id.in_(events))
             )
             await conn.execute(message_events.delete().where(message_events.c.message_id.in_(ids)))
+            await conn.execute(message_notes.delete().where(message_notes.c.message_id.in_(ids)))
             await conn.execute(carrier_parts.delete().where(carrier_parts.c.message_id.in_(ids)))
             await conn.execute(messages.delete().where(messages.c.id.in_(ids)))
             lists = sorted({r[1] for r in rows})

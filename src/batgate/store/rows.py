@@ -23,8 +23,13 @@ MessageRow = namedtuple("MessageRow", [c.name for c in messages.c])  # type: ign
 
 
 def event_row(
-    record: MessageRecord, n: Notification, now: float, account_hook: bool
+    record: MessageRecord,
+    n: Notification,
+    now: float,
+    account_hook: bool,
+    reason: str | None = None,
 ) -> dict[str, Any]:
+    """A status event's row; `reason` for a final status (why it ended so)."""
     pending = n.payload is not None and (n.url is not None or account_hook)
     return {
         "message_id": record.id,
@@ -36,6 +41,7 @@ def event_row(
         "state": "pending" if pending else "none",
         "attempts": 0,
         "next_attempt_at": now if pending else None,
+        "reason": reason if n.status.is_final else None,
     }
 
 

@@ -151,6 +151,9 @@ message_events = sa.Table(
     sa.Column("last_status", sa.Integer, nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("delivered_at", sa.Float, nullable=True),
+    # Why a message ended as it did (for its final status): what the carrier said, a
+    # timeout, the TTL (domain.lifecycle.Note).
+    sa.Column("reason", sa.Text, nullable=True),
 )
 sa.Index("ix_message_events_message", message_events.c.message_id)
 sa.Index("ix_message_events_at", message_events.c.at)
@@ -167,6 +170,20 @@ sa.Index(
     sqlite_where=message_events.c.state == "pending",
     postgresql_where=message_events.c.state == "pending",
 )
+
+# The rest of a message's story: why an attempt failed or a step ended (a fallback).
+message_notes = sa.Table(
+    "message_notes",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(32), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+sa.Index("ix_message_notes_message", message_notes.c.message_id)
+sa.Index("ix_message_notes_at", message_notes.c.at)
 
 # Every attempt to deliver a webhook event: when, how long, what came back.
 webhook_attempts = sa.Table(
