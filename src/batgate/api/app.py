@@ -9,12 +9,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
-from pydantic.json_schema import models_json_schema
 
 from batgate import __version__
 from batgate.api.auth import Authenticator
 from batgate.api.callbacks import CallbackScreen
-from batgate.api.errors import install_handlers
+from batgate.api.errors import ApiError, install_handlers
 from batgate.api.fastpath import ASGIApp, FastPath
 from batgate.api.gate import Gate, client_address
 from batgate.api.logins import LoginGuard
@@ -22,14 +21,22 @@ from batgate.api.probes import add_probes
 from batgate.api.ratelimit import RateLimiter
 from batgate.api.reports import messagelist_status
 from batgate.api.schemas import (
+    GET_MESSAGELIST,
+    GET_STATUS,
+    GET_STATUSES,
+    IDEMPOTENCY_KEY,
+    MESSAGE_ID_PARAMETER,
+    MESSAGELIST_LINKS,
     PAGE_PARAMETERS,
-    MessageListSummary,
-    SendRequest,
-    SendResponse,
-    StatusesRequest,
-    StatusesResponse,
-    StatusResponse,
+    SEND,
+    SEND_EXAMPLES,
+    SEND_LINKS,
+    STATUS_LINKS,
+    answer,
+    describe_api,
+    error_response,
     error_responses,
+    json_body,
 )
 from batgate.api.send import SendService
 from batgate.api.status import StatusService, message_ids_of
@@ -99,7 +106,7 @@ def create_app(
     install_handlers(app)
     _routes(app, store, gate, sender, statuses)
     add_probes(app, store, settings, shutdown)
-    _document_request_body(app)
+    _document_request_body(app, settings.max_messages_per_request)
     return FastPath(Telemetry(app), gate, statuses)
 
 
@@ -109,11 +116,27 @@ def _routes(
     @app.post(
         "/bat/messagelist",
         response_model=None,
+        operation_id=SEND,
+        tags=["SMSBAT"],
         responses={
-            200: {"model": SendResponse},
-            **error_responses(400, 401, 413, 415, 422, 429, 500),
+            200: answer(
+                "SendResponse",
+                "One entry per message, in order: `accepted` (stored, with its id) or "
+                "`rejected` (with the error code of its first problem).",
+                SEND_LINKS,
+            ),
+            **error_responses(400, 401, 413, 415),
+            422: error_response(
+                422,
+                "The Idempotency-Key was used with a different body.",
+                ["IDEMPOTENCY_KEY_REUSED"],
+            ),
+            **error_responses(429, 500),
         },
-        openapi_extra=_json_body("SendRequest"),
+        openapi_extra={
+            "parameters": [IDEMPOTENCY_KEY],
+            **json_body("SendRequest", SEND_EXAMPLES),
+        },
         summary="Send a batch of messages",
     )
     async def send_messages(request: Request) -> Response:
@@ -125,7 +148,18 @@ def _routes(
     @app.get(
         "/bat/messagelist/{messagelistId}",
         response_model=None,
-        responses={200: {"model": MessageListSummary}, **error_responses(401, 404, 422, 429, 500)},
+        operation_id=GET_MESSAGELIST,
+        tags=["batgate"],
+        responses={
+            200: answer(
+                "MessageListSummary",
+                "The whole list's counts and cost, and one page of its messages' statuses.",
+                MESSAGELIST_LINKS,
+            ),
+            **error_responses(401, 404),
+            422: error_response(422, "A bad `limit` or `cursor`.", ["INVALID_REQUEST"]),
+            **error_responses(429, 500),
+        },
         openapi_extra={"parameters": PAGE_PARAMETERS},
         summary="A message list's counts, cost and its messages' statuses, paged (batgate)",
     )
@@ -139,11 +173,24 @@ def _routes(
     @app.post(
         "/bat/message/status",
         response_model=None,
+        operation_id=GET_STATUSES,
+        tags=["batgate"],
         responses={
-            200: {"model": StatusesResponse},
-            **error_responses(400, 401, 413, 415, 422, 429, 500),
+            200: answer(
+                "StatusesResponse",
+                "One entry per requested id, in order: its status document, or NOT_FOUND.",
+            ),
+            400: error_response(400, "The body is not JSON."),
+            **error_responses(401, 413, 415),
+            422: error_response(
+                422,
+                "JSON of another shape: no `messageIds` array, an empty one, more than "
+                "1000 ids, an id that is not a string.",
+                ["INVALID_REQUEST"],
+            ),
+            **error_responses(429, 500),
         },
-        openapi_extra=_json_body("StatusesRequest"),
+        openapi_extra=json_body("StatusesRequest"),
         summary="The statuses of up to 1000 messages at once (batgate extension)",
     )
     async def message_statuses(request: Request) -> Response:
@@ -155,14 +202,32 @@ def _routes(
     @app.get(
         "/bat/message/{messageId}",
         response_model=None,
-        responses={200: {"model": StatusResponse}, **error_responses(401, 404, 429, 500)},
+        operation_id=GET_STATUS,
+        tags=["SMSBAT"],
+        responses={
+            200: answer("StatusResponse", "The message's status.", STATUS_LINKS),
+            **error_responses(401, 404, 429, 500),
+        },
+        openapi_extra={"parameters": [MESSAGE_ID_PARAMETER]},
         summary="A message's delivery status",
     )
     async def message_status(messageId: str, request: Request) -> Response:  # noqa: N803
+        if messageId == "status":  # the path of the bulk read, which is POST only
+            raise ApiError(
+                405,
+                "METHOD_NOT_ALLOWED",
+                '/bat/message/status takes POST with {"messageIds": [...]}',
+                {"Allow": "POST"},
+            )
         account = await gate.admit(request.headers, client_address(request.scope))
         return Response(await statuses.render(account.id, messageId), media_type=_JSON)
 
-    @app.get("/healthz", summary="Liveness: 200 once the gateway serves")
+    @app.get(
+        "/healthz",
+        operation_id="healthz",
+        tags=["operations"],
+        summary="Liveness: 200 once the gateway serves",
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
@@ -171,29 +236,18 @@ def _nothing() -> None:
     return None
 
 
-def _document_request_body(app: FastAPI) -> None:
-    """Put the request models of the send and bulk status routes into the OpenAPI components.
+def _document_request_body(app: FastAPI, max_messages: int) -> None:
+    """Finish the OpenAPI document as api/schemas.py describes the wire format.
 
-    Those routes read their bodies themselves (see api/send.py, api/status.py), so
-    FastAPI does not know the models; the routes' `openapi_extra` points at these.
+    The send and bulk status routes read their bodies themselves (see api/send.py,
+    api/status.py), so FastAPI knows none of their models; the routes' `openapi_extra`
+    and `responses` point at the components `describe_api` adds.
     """
-    _, top = models_json_schema(
-        [(SendRequest, "validation"), (StatusesRequest, "validation")],
-        ref_template="#/components/schemas/{model}",
-    )
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = build()
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(top["$defs"])
-            app.openapi_schema = schema
+            app.openapi_schema = describe_api(build(), max_messages)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _json_body(schema: str) -> dict[str, Any]:
-    """The OpenAPI request body of a route that reads its JSON body itself."""
-    content = {_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
-    return {"requestBody": {"required": True, "content": content}}

@@ -41,6 +41,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _PREFIX = "/bat/message/"
+_BULK = "/bat/message/status"
 ROUTE = "/bat/message/{messageId}"  # the FastAPI route this layer answers for
 _JSON = (b"content-type", b"application/json")
 # The only headers read here: the credentials and the request id.
@@ -66,6 +67,7 @@ class FastPath:
             and path.startswith(_PREFIX)
             and "/" not in path[len(_PREFIX) :]
             and len(path) > len(_PREFIX)
+            and path != _BULK  # POST only: FastAPI answers 405 (with Allow)
         ):
             # ASGI paths arrive percent-decoded already.
             await self._status(scope, send, path[len(_PREFIX) :])

@@ -19,6 +19,11 @@ from batgate.store.gauges import Gauges
 from batgate.store.manager import Store
 
 _JSON = "application/json"
+_READY = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"const": "ready"}},
+}
 
 
 def add_probes(
@@ -30,8 +35,13 @@ def add_probes(
     @app.get(
         "/readyz",
         response_model=None,
+        operation_id="readyz",
+        tags=["operations"],
         responses={
-            200: {"content": {_JSON: {"example": {"status": "ready"}}}},
+            200: {
+                "description": "Ready to serve.",
+                "content": {_JSON: {"schema": _READY, "example": {"status": "ready"}}},
+            },
             **error_responses(503),
         },
         summary="Readiness: 200 while the database answers, else 503 NOT_READY",
@@ -49,6 +59,9 @@ def add_probes(
         "/metrics",
         response_model=None,
         response_class=PlainTextResponse,
+        operation_id="metrics",
+        tags=["operations"],
+        responses={200: {"description": "The Prometheus text exposition format."}},
         summary="This process's metrics in the Prometheus text format",
     )
     async def metrics() -> Response:
