@@ -7,10 +7,13 @@ own message list, its own ids and its own answer; one request's failure fails no
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
+import sqlalchemy as sa
 from integration_support import make_account, new_message
 
+from batgate.domain.messages import NewMessage
 from batgate.domain.records import Account
 from batgate.store.manager import Store
 from databases import Raw
@@ -22,6 +25,11 @@ def render(list_id: int, ids: list[str]) -> bytes:
     return f"{list_id}:{','.join(ids)}".encode()
 
 
+async def send(store: Store, account: Account, batch: list[NewMessage], now: float) -> bytes:
+    sent = await store.send(account, batch, now)
+    return render(sent.messagelist_id, sent.message_ids)
+
+
 @pytest.mark.parametrize(("requests", "per_request"), [(1, 3), (40, 1), (12, 25)])
 async def test_concurrent_sends_each_get_their_own_list_and_answer(
     store: Store, account: Account, raw: Raw, requests: int, per_request: int
@@ -29,9 +37,7 @@ async def test_concurrent_sends_each_get_their_own_list_and_answer(
     batches = [
         [new_message(f"+38050{r:03d}{m:04d}") for m in range(per_request)] for r in range(requests)
     ]
-    answers = await asyncio.gather(
-        *(store.send_batch(account, batch, NOW, render) for batch in batches)
-    )
+    answers = await asyncio.gather(*(send(store, account, batch, NOW) for batch in batches))
     lists = [int(a.decode().split(":")[0]) for a in answers]
     assert len(set(lists)) == requests
     for answer, batch in zip(answers, batches, strict=True):
@@ -48,19 +54,16 @@ async def test_concurrent_sends_each_get_their_own_list_and_answer(
 
 
 async def test_one_failing_request_fails_alone(store: Store, account: Account, raw: Raw) -> None:
-    """A request that fails inside the shared transaction (here: its answer cannot be
-    made) is written again alone and fails; the others of its group are stored."""
-
-    def broken(list_id: int, ids: list[str]) -> bytes:
-        raise RuntimeError("this answer cannot be made")
-
+    """A request that fails inside the shared transaction (here: its account does not
+    exist) is written again alone and fails; the others of its group are stored."""
+    nobody = replace(account, id=999_999)
     batches = [[new_message(f"+380501{r:02d}0000")] for r in range(8)]
-    renders = [broken if r == 3 else render for r in range(8)]
+    owners = [nobody if r == 3 else account for r in range(8)]
     results = await asyncio.gather(
-        *(store.send_batch(account, b, NOW, f) for b, f in zip(batches, renders, strict=True)),
+        *(send(store, a, b, NOW) for a, b in zip(owners, batches, strict=True)),
         return_exceptions=True,
     )
-    assert isinstance(results[3], RuntimeError)
+    assert isinstance(results[3], sa.exc.IntegrityError)
     assert all(isinstance(r, bytes) for i, r in enumerate(results) if i != 3)
     assert raw.scalar("SELECT count(*) FROM messages") == 7
     assert raw.scalar("SELECT count(*) FROM messagelists") == 7
@@ -69,8 +72,8 @@ async def test_one_failing_request_fails_alone(store: Store, account: Account, r
 async def test_accounts_keep_their_own_lists(store: Store, account: Account, raw: Raw) -> None:
     other = await make_account(store, "bob")
     answers = await asyncio.gather(
-        store.send_batch(account, [new_message("+380501110001")], NOW, render),
-        store.send_batch(other, [new_message("+380501110002")], NOW, render),
+        send(store, account, [new_message("+380501110001")], NOW),
+        send(store, other, [new_message("+380501110002")], NOW),
     )
     owners = [
         raw.scalar(

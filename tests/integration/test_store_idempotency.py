@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -29,6 +30,23 @@ DAY = 86_400.0
 
 def render(list_id: int, ids: list[str]) -> bytes:
     return orjson.dumps({"messagelistId": list_id, "messageIds": ids})
+
+
+async def send(
+    store: Store,
+    account: Account,
+    messages: list[NewMessage],
+    now: float,
+    key: Idempotency | None = None,
+) -> bytes:
+    """What the API does: store, render the answer after, keep it with the key."""
+    sent = await store.send(account, messages, now, key)
+    if sent.replayed:
+        return sent.replayed
+    answer = render(sent.messagelist_id, sent.message_ids)
+    if key is not None:
+        await store.keep_answer(account, key, answer)
+    return answer
 
 
 def idem(key: str, body: str = "body-1") -> Idempotency:
@@ -80,11 +98,11 @@ SEQUENCES = [
 async def test_a_second_request_with_a_key(
     store: Store, account: Account, who: str, key: str, body: str, later: float, outcome: str
 ) -> None:
-    first = await store.send_batch(account, batch(), T0, render, idem("k-1", "body-1"))
+    first = await send(store, account, batch(), T0, idem("k-1", "body-1"))
     second_account = account if who == "same" else await make_account(store, "bob")
 
     async def again() -> bytes:
-        return await store.send_batch(second_account, batch(), T0 + later, render, idem(key, body))
+        return await send(store, second_account, batch(), T0 + later, idem(key, body))
 
     if outcome == "conflict":
         with pytest.raises(IdempotencyConflict):
@@ -101,28 +119,39 @@ async def test_a_second_request_with_a_key(
 
 
 async def test_a_renewed_key_replays_the_new_answer(store: Store, account: Account) -> None:
-    first = await store.send_batch(account, batch(), T0, render, idem("k"))
-    renewed = await store.send_batch(account, batch(), T0 + DAY + 1, render, idem("k"))
-    again = await store.send_batch(account, batch(), T0 + DAY + 2, render, idem("k"))
+    first = await send(store, account, batch(), T0, idem("k"))
+    renewed = await send(store, account, batch(), T0 + DAY + 1, idem("k"))
+    again = await send(store, account, batch(), T0 + DAY + 2, idem("k"))
     assert renewed != first and again == renewed
     assert await count(store, idempotency_keys) == 1
 
 
 async def test_without_a_key_every_request_is_a_new_batch(store: Store, account: Account) -> None:
-    answers = {await store.send_batch(account, batch(), T0, render) for _ in range(3)}
+    answers = {await send(store, account, batch(), T0) for _ in range(3)}
     assert len(answers) == 3
     assert await count(store, idempotency_keys) == 0
 
 
 async def test_a_failed_batch_leaves_no_key(store: Store, account: Account) -> None:
-    def broken(list_id: int, ids: list[str]) -> bytes:
-        raise RuntimeError("rendering failed")
-
-    with pytest.raises(RuntimeError):
-        await store.send_batch(account, batch(), T0, broken, idem("k"))
+    nobody = replace(account, id=999_999)  # no such account: its list cannot be stored
+    with pytest.raises(sa.exc.IntegrityError):
+        await send(store, nobody, batch(), T0, idem("k"))
     assert (await count(store, idempotency_keys), await count(store, messagelists)) == (0, 0)
-    answer = await store.send_batch(account, batch(), T0, render, idem("k"))
+    answer = await send(store, account, batch(), T0, idem("k"))
     assert len(orjson.loads(answer)["messageIds"]) == 3
+
+
+async def test_a_replay_before_the_answer_was_kept_gets_what_was_stored(
+    store: Store, account: Account
+) -> None:
+    """The first request stored its batch, then went away before its answer was kept (a
+    crash in between, or still rendering): a retry gets its list and ids back, to
+    answer from the same body, and nothing is stored twice."""
+    first = await store.send(account, batch(), T0, idem("k"))
+    again = await store.send(account, batch(), T0 + 5, idem("k"))
+    assert (again.messagelist_id, again.message_ids) == (first.messagelist_id, first.message_ids)
+    assert again.replayed == b""  # nothing kept yet: render from these
+    assert (await count(store, messagelists), await count(store, messages)) == (1, 3)
 
 
 # -- concurrent duplicates ----------------------------------------------------------------------
@@ -133,11 +162,7 @@ async def test_concurrent_duplicates_store_one_batch_and_share_its_answer(
     store: Store, account: Account, processes: int, each: int
 ) -> None:
     async with other_stores(store, processes) as stores:
-        sends = [
-            s.send_batch(account, batch(50), T0, render, idem("race"))
-            for s in stores
-            for _ in range(each)
-        ]
+        sends = [send(s, account, batch(50), T0, idem("race")) for s in stores for _ in range(each)]
         answers = await asyncio.gather(*sends)
     assert len(set(answers)) == 1
     assert len(orjson.loads(answers[0])["messageIds"]) == 50
@@ -151,7 +176,7 @@ async def test_concurrent_requests_with_one_key_and_two_bodies(
     async with other_stores(store, 6) as stores:
         bodies = ["body-a", "body-b"] * 3
         sends = [
-            s.send_batch(account, batch(20), T0, render, idem("race", body))
+            send(s, account, batch(20), T0, idem("race", body))
             for s, body in zip(stores, bodies, strict=True)
         ]
         outcomes = await asyncio.gather(*sends, return_exceptions=True)
@@ -198,9 +223,7 @@ async def test_a_request_waits_for_a_transaction_holding_its_key(
                     created_at=T0,
                 )
             )
-            waiting = asyncio.create_task(
-                store.send_batch(account, batch(), T0 + 1, render, idem("held"))
-            )
+            waiting = asyncio.create_task(send(store, account, batch(), T0 + 1, idem("held")))
             await asyncio.sleep(0.5)
             assert not waiting.done()  # held up by the other transaction
             await (transaction.commit() if commit else transaction.rollback())

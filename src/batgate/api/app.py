@@ -39,7 +39,7 @@ from batgate.api.schemas import (
     json_body,
 )
 from batgate.api.send import SendService
-from batgate.api.status import StatusService, message_ids_of
+from batgate.api.status import StatusService, message_ids_of, status_answer
 from batgate.api.telemetry import Telemetry
 from batgate.config import Settings
 from batgate.domain.addresses import AddressPolicy
@@ -219,8 +219,11 @@ def _routes(
                 '/bat/message/status takes POST with {"messageIds": [...]}',
                 {"Allow": "POST"},
             )
-        account = await gate.admit(request.headers, client_address(request.scope))
-        return Response(await statuses.render(account.id, messageId), media_type=_JSON)
+        status, body, extra = await status_answer(
+            gate, statuses, request.headers, client_address(request.scope), messageId
+        )
+        headers = {k.decode(): v.decode() for k, v in extra}
+        return Response(body, status_code=status, media_type=_JSON, headers=headers)
 
     @app.get(
         "/healthz",

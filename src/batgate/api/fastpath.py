@@ -19,9 +19,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from batgate.api.errors import ApiError, error_body, internal_error
 from batgate.api.gate import Gate, client_address
-from batgate.api.status import StatusService
+from batgate.api.status import Answer, StatusService, status_answer
 from batgate.observability.logs import ACCESS, log_access
 from batgate.observability.metrics import RouteTimer
 from batgate.observability.requests import (
@@ -107,16 +106,5 @@ class FastPath:
                 log_access("GET", ROUTE, status, seconds, info)
             current.reset(token)
 
-    async def _answer(
-        self, headers: dict[str, str], address: str, message_id: str
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        try:
-            account = await self._gate.admit(headers, address)
-            return 200, await self._statuses.render(account.id, message_id), []
-        except ApiError as exc:
-            extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-            return exc.status, error_body(exc.code, exc.message), extra
-        except Exception:
-            log.exception("status lookup failed")
-            err = internal_error()
-            return err.status, error_body(err.code, err.message), []
+    async def _answer(self, headers: dict[str, str], address: str, message_id: str) -> Answer:
+        return await status_answer(self._gate, self._statuses, headers, address, message_id)

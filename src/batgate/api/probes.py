@@ -15,7 +15,6 @@ from batgate.config import Settings
 from batgate.observability import readiness
 from batgate.observability.backlog import BacklogGauges
 from batgate.observability.metrics import build_registry
-from batgate.store.gauges import Gauges
 from batgate.store.manager import Store
 
 _JSON = "application/json"
@@ -29,7 +28,7 @@ _READY = {
 def add_probes(
     app: FastAPI, store: Store, settings: Settings, shutdown: readiness.Shutdown
 ) -> None:
-    gauges = Gauges(store.db)
+    gauges = store.gauges
     timeout = settings.readiness_timeout
 
     @app.get(

@@ -67,30 +67,30 @@ class SendService:
         raw = self._messages_of(_parse_json(body))
         judged = await self._callbacks.screen([validate_message(m, self._limits) for m in raw])
         accepted = [j for j in judged if isinstance(j, NewMessage)]
-        stored = False
-
-        def render(list_id: int, ids: list[str]) -> bytes:
-            nonlocal stored
-            stored = True
-            new_ids = iter(ids)
-            entries = [
-                _rejected(m, j) if isinstance(j, Rejection) else _accepted(next(new_ids), j)
-                for m, j in zip(raw, judged, strict=True)
-            ]
-            return orjson.dumps({"messagelistId": list_id, "messages": entries})
-
-        idem = _idempotency(idempotency_key, body)
+        key = _idempotency(idempotency_key, body)
         try:
-            response = await self._store.send_batch(account, accepted, self._clock(), render, idem)
+            sent = await self._store.send(account, accepted, self._clock(), key)
         except IdempotencyConflict:
             raise ApiError(
                 422,
                 "IDEMPOTENCY_KEY_REUSED",
                 "this Idempotency-Key was used with a different request body",
             ) from None
-        if stored and accepted:
+        if sent.replayed:
+            return sent.replayed  # the first answer, as it was
+        # Rendered after the transaction: from the ids it stored (or, for a key whose
+        # first answer was never kept, stored then: the same body judges the same).
+        new_ids = iter(sent.message_ids)
+        entries = [
+            _rejected(m, j) if isinstance(j, Rejection) else _accepted(next(new_ids), j)
+            for m, j in zip(raw, judged, strict=True)
+        ]
+        answer = orjson.dumps({"messagelistId": sent.messagelist_id, "messages": entries})
+        if key is not None:
+            await self._store.keep_answer(account, key, answer)
+        if sent.replayed is None and accepted:
             self._on_stored()
-        return response
+        return answer
 
     def _messages_of(self, doc: Any) -> list[dict[str, Any]]:
         messages = doc.get("messages") if isinstance(doc, dict) else doc

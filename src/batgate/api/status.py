@@ -11,17 +11,41 @@ processes. Non-final ones are always read from the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from batgate.api.errors import ApiError, not_found
+from batgate.api.errors import ApiError, error_body, internal_error, not_found
+from batgate.api.gate import Gate
 from batgate.domain.documents import status_view
 from batgate.domain.records import MessageRecord
 from batgate.store.manager import Store
 
+log = logging.getLogger(__name__)
+
 MAX_IDS = 1000  # per `POST /bat/message/status`
+
+# An answer as the ASGI layer writes it: status, body, extra headers.
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+
+async def status_answer(
+    gate: Gate, statuses: StatusService, headers: Mapping[str, str], address: str, message_id: str
+) -> Answer:
+    """`GET /bat/message/{messageId}`: the one implementation of the route, whichever
+    way the request came in (api.fastpath, or the FastAPI route that documents it)."""
+    try:
+        account = await gate.admit(headers, address)
+        return 200, await statuses.render(account.id, message_id), []
+    except ApiError as exc:
+        extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+        return exc.status, error_body(exc.code, exc.message), extra
+    except Exception:
+        log.exception("status lookup failed")
+        err = internal_error()
+        return err.status, error_body(err.code, err.message), []
 
 
 class StatusService:

@@ -206,7 +206,6 @@ def worker(
 
 async def _serve_metrics(settings: Settings, store: Store, shutdown: Shutdown) -> AppRunner | None:
     from batgate.observability.exporter import start_exporter
-    from batgate.store.gauges import Gauges
 
     host, port = settings.metrics.worker_host, settings.metrics.worker_port
     if port is None:
@@ -215,7 +214,7 @@ async def _serve_metrics(settings: Settings, store: Store, shutdown: Shutdown) -
         runner = await start_exporter(
             host,
             port,
-            Gauges(store.db),
+            store.gauges,
             settings.metrics.cache_seconds,
             settings.readiness_timeout,
             shutdown,

@@ -30,7 +30,7 @@ from batgate.store.database import Database
 from batgate.store.rows import NEW_MESSAGE_COLUMNS, new_message_values
 from batgate.store.schema import messagelists, messages
 
-Render = Callable[[int, list[str]], bytes]
+Stored = tuple[int, list[str]]  # a send's message list id, and its messages' ids
 
 # Messages one shared transaction takes at most (a request is never split).
 GROUP_MESSAGES = 5000
@@ -43,8 +43,7 @@ class _Send:
     account: Account
     batch: Sequence[NewMessage]
     now: float
-    render: Render
-    done: asyncio.Future[bytes] = field(
+    done: asyncio.Future[Stored] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -61,11 +60,9 @@ class Intake:
         """Sends are being written or wait to be: the API is taking messages."""
         return bool(self._waiting) or (self._writer is not None and not self._writer.done())
 
-    async def store(
-        self, account: Account, batch: Sequence[NewMessage], now: float, render: Render
-    ) -> bytes:
-        """Store the batch (with others waiting meanwhile); its answer, `render(list, ids)`."""
-        send = _Send(account, batch, now, render)
+    async def store(self, account: Account, batch: Sequence[NewMessage], now: float) -> Stored:
+        """Store the batch (with others waiting meanwhile); its list id and message ids."""
+        send = _Send(account, batch, now)
         self._waiting.append(send)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_all(), name="intake")
@@ -100,29 +97,41 @@ class Intake:
             size += len(send.batch)
         return group
 
-    async def _write(self, group: list[_Send]) -> list[bytes]:
+    async def _write(self, group: list[_Send]) -> list[Stored]:
         async with self._db.writer.begin() as conn:
-            lists = [
-                {"account_id": s.account.id, "message_count": len(s.batch), "created_at": s.now}
-                for s in group
-            ]
-            if len(group) == 1:
-                list_ids = [(await conn.execute(_LISTS.values(lists[0]))).scalar_one()]
-            else:
-                list_ids = list((await conn.execute(_LISTS, lists)).scalars())
-            rows: list[tuple[Any, ...]] = []
-            answers = []
-            for send, list_id in zip(group, list_ids, strict=True):
-                ids = [self._new_id() for _ in send.batch]
-                account = send.account
-                rows += [
-                    new_message_values(i, list_id, account.id, account.currency, m, send.now)
-                    for i, m in zip(ids, send.batch, strict=True)
-                ]
-                answers.append(send.render(list_id, ids))
-            if rows:
-                await insert_messages(conn, rows)
-        return answers
+            return await insert_batches(
+                conn, [(s.account, s.batch, s.now) for s in group], self._new_id
+            )
+
+
+Batch = tuple[Account, Sequence[NewMessage], float]  # whose, the messages, when
+
+
+async def insert_batches(
+    conn: AsyncConnection, batches: Sequence[Batch], new_id: Callable[[], str]
+) -> list[Stored]:
+    """The one way messages go in: a message list per batch (one INSERT … RETURNING)
+    and all their messages (one executemany); each batch's list id and message ids."""
+    lists = [
+        {"account_id": account.id, "message_count": len(batch), "created_at": now}
+        for account, batch, now in batches
+    ]
+    if len(lists) == 1:
+        list_ids = [(await conn.execute(_LISTS.values(lists[0]))).scalar_one()]
+    else:
+        list_ids = list((await conn.execute(_LISTS, lists)).scalars())
+    rows: list[tuple[Any, ...]] = []
+    stored: list[Stored] = []
+    for (account, batch, now), list_id in zip(batches, list_ids, strict=True):
+        ids = [new_id() for _ in batch]
+        rows += [
+            new_message_values(i, list_id, account.id, account.currency, m, now)
+            for i, m in zip(ids, batch, strict=True)
+        ]
+        stored.append((list_id, ids))
+    if rows:
+        await insert_messages(conn, rows)
+    return stored
 
 
 _INSERT_SQL: dict[str, str] = {}
@@ -144,7 +153,7 @@ async def insert_messages(conn: AsyncConnection, rows: list[tuple[Any, ...]]) ->
     await conn.exec_driver_sql(sql, rows)
 
 
-def _settle(send: _Send, answer: bytes) -> None:
+def _settle(send: _Send, answer: Stored) -> None:
     if not send.done.done():
         send.done.set_result(answer)
 

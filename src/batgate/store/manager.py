@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,15 +22,17 @@ from batgate.domain.records import Account, MessageRecord, StoryLine
 from batgate.domain.status import DeliveryStatus
 from batgate.store import dialects, handovers
 from batgate.store.database import Database
+from batgate.store.gauges import Gauges
 from batgate.store.idempotency import (
     CLAIM_ATTEMPTS,
     Idempotency,
     KeyTaken,
     claim_key,
+    keep_answer,
+    note_stored,
     replay,
-    store_response,
 )
-from batgate.store.intake import Intake, insert_messages
+from batgate.store.intake import Intake, insert_batches
 from batgate.store.outbox import Outbox
 from batgate.store.ratebuckets import RateBuckets
 from batgate.store.retention import Retention
@@ -39,7 +41,6 @@ from batgate.store.rows import (
     account_from_row,
     event_row,
     message_from_row,
-    new_message_values,
     progress_values,
 )
 from batgate.store.schema import (
@@ -97,6 +98,16 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class Sent:
+    """A stored send: its message list and ids. A replay (a key seen before) has
+    `replayed`: the answer kept with the key, or b"" while it is not kept yet."""
+
+    messagelist_id: int
+    message_ids: list[str]
+    replayed: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Priced:
     """The rate locked in when a step is handed to its channel, and the final bill."""
 
@@ -106,12 +117,18 @@ class Priced:
 
 
 class Store:
+    """The store's one door: messages, accounts and rates here, and its named parts —
+    `outbox` (webhook events), `receipts` (carriers' receipts), `rate_buckets`,
+    `retention`, `gauges` — for the rest. Nothing outside store/ speaks SQL or holds a
+    connection."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self.outbox = Outbox(db)
         self.rate_buckets = RateBuckets(db)
         self.receipts = handovers.Receipts(db)
         self.retention = Retention(db)
+        self.gauges = Gauges(db)
         self._intake = Intake(db, new_message_id)
         # The hot status read, on SQLite: see Database.lookup and point_read.
         self._read_by_id = db.point_read(_BY_ID) if db.lookup is not None else None
@@ -221,38 +238,40 @@ class Store:
     async def insert_batch(
         self, account: Account, batch: Sequence[NewMessage], now: float
     ) -> tuple[int, list[str]]:
-        """Store a whole batch in one transaction: its message list id and message ids."""
-        async with self.db.writer.begin() as conn:
-            return await _insert_batch(conn, account, batch, now)
+        """Store a batch (the one way in, `send`, without a key): its list id and ids."""
+        sent = await self.send(account, batch, now)
+        return sent.messagelist_id, sent.message_ids
 
     @property
     def taking_sends(self) -> bool:
         """This process's API is storing sends right now (see batgate.store.intake)."""
         return self._intake.busy
 
-    async def send_batch(
+    async def send(
         self,
         account: Account,
         batch: Sequence[NewMessage],
         now: float,
-        render: Callable[[int, list[str]], bytes],
         idempotency: Idempotency | None = None,
-    ) -> bytes:
-        """Store a batch and return its response, `render(list_id, ids)`, atomically.
+    ) -> Sent:
+        """Store a batch in one transaction: its message list id and message ids (the
+        caller renders its answer after, and keeps it with the key: `keep_answer`).
 
-        With an idempotency key seen for this account within its window, nothing
-        is stored and the first response comes back; the same key with another
-        body raises IdempotencyConflict. Safe under concurrent duplicates: the key
-        is claimed before the batch is stored, so of two transactions with one key
-        the second waits for the first (PostgreSQL: on the unique index; SQLite:
-        on the write lock), and a loser rolls back and answers the winner's response.
+        Without a key, concurrent sends share a transaction (store.intake). With a key
+        seen for this account within its window, nothing is stored: what it stored
+        comes back, with its answer once kept; the same key with another body raises
+        IdempotencyConflict. Safe under concurrent duplicates: the key is claimed
+        before the batch is stored, so of two transactions with one key the second
+        waits for the first (PostgreSQL: on the unique index; SQLite: on the write
+        lock), and a loser rolls back and gets the winner's.
         """
         if idempotency is None:
-            return await self._intake.store(account, batch, now, render)
+            list_id, ids = await self._intake.store(account, batch, now)
+            return Sent(list_id, ids)
         attempt = 1
         while True:
             try:
-                return await self._send_batch_once(account, batch, now, render, idempotency)
+                return await self._send_once(account, batch, now, idempotency)
             except KeyTaken as taken:
                 if attempt >= CLAIM_ATTEMPTS:
                     raise taken.error from None
@@ -260,25 +279,22 @@ class Store:
             log.info("Idempotency-Key taken by a concurrent request; replaying its answer")
             attempt += 1
 
-    async def _send_batch_once(
-        self,
-        account: Account,
-        batch: Sequence[NewMessage],
-        now: float,
-        render: Callable[[int, list[str]], bytes],
-        idempotency: Idempotency | None,
-    ) -> bytes:
+    async def _send_once(
+        self, account: Account, batch: Sequence[NewMessage], now: float, key: Idempotency
+    ) -> Sent:
         async with self.db.writer.begin() as conn:
-            if idempotency is not None:
-                seen = await replay(conn, account.id, idempotency, now)
-                if seen is not None:
-                    return seen
-                await claim_key(conn, account.id, idempotency, now)
-            list_id, ids = await _insert_batch(conn, account, batch, now)
-            response = render(list_id, ids)
-            if idempotency is not None:
-                await store_response(conn, account.id, idempotency, response)
-            return response
+            seen = await replay(conn, account.id, key, now)
+            if seen is not None:
+                return Sent(seen.messagelist_id, seen.message_ids, replayed=seen.answer or b"")
+            await claim_key(conn, account.id, key, now)
+            [(list_id, ids)] = await insert_batches(conn, [(account, batch, now)], new_message_id)
+            await note_stored(conn, account.id, key, list_id, ids)
+        return Sent(list_id, ids)
+
+    async def keep_answer(self, account: Account, key: Idempotency, answer: bytes) -> None:
+        """Keep the answer rendered for a key's send, for its replays."""
+        async with self.db.writer.begin() as conn:
+            await keep_answer(conn, account.id, key, answer)
 
     async def messagelist_summary(
         self, account_id: int, messagelist_id: int
@@ -697,23 +713,3 @@ async def _has_webhook(conn: AsyncConnection, account_id: int) -> bool:
     """
     url = await conn.scalar(sa.select(accounts.c.webhook_url).where(accounts.c.id == account_id))
     return bool(url)
-
-
-async def _insert_batch(
-    conn: AsyncConnection, account: Account, batch: Sequence[NewMessage], now: float
-) -> tuple[int, list[str]]:
-    ids = [new_message_id() for _ in batch]
-    list_id = (
-        await conn.execute(
-            messagelists.insert()
-            .values(account_id=account.id, message_count=len(batch), created_at=now)
-            .returning(messagelists.c.id)
-        )
-    ).scalar_one()
-    if batch:
-        rows = [
-            new_message_values(mid, list_id, account.id, account.currency, m, now)
-            for mid, m in zip(ids, batch, strict=True)
-        ]
-        await insert_messages(conn, rows)
-    return list_id, ids

@@ -216,8 +216,11 @@ idempotency_keys = sa.Table(
     sa.Column("account_id", sa.Integer, primary_key=True),
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("body_hash", sa.String(64), nullable=False),
-    sa.Column("response", sa.Text, nullable=False),
+    sa.Column("response", sa.Text, nullable=False),  # "" until the API kept its answer
     sa.Column("created_at", sa.Float, nullable=False),
+    # What the key stored: its message list, and its messages' ids as a JSON list.
+    sa.Column("messagelist_id", BigId, nullable=True),
+    sa.Column("message_ids", sa.Text, nullable=True),
 )
 sa.Index("ix_idempotency_keys_created", idempotency_keys.c.created_at)
 
