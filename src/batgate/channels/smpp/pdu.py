@@ -581,9 +581,3 @@ def decode(frame: bytes) -> Pdu:
     except ValueError:
         raise PduError(f"unknown command 0x{command_id:08x}", Status.ESME_RINVCMDID) from None
     return Pdu(_decode_body(command, status, frame[HEADER_SIZE:]), sequence, status)
-
-
-def peek_header(frame: bytes) -> tuple[int, int, int]:
-    """(command_id, command_status, sequence_number) of a PDU, without decoding it."""
-    _length, command_id, status, sequence = HEADER.unpack_from(frame)
-    return command_id, status, sequence

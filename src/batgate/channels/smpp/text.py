@@ -218,13 +218,3 @@ def gsm7_decode(septets: bytes) -> str:
         else:
             out.append(_FROM_BASIC.get(septet, "?"))
     return "".join(out)
-
-
-def decode_text(data: bytes, data_coding: int) -> str:
-    """A short message's text (no UDH) by data_coding: GSM-7 unpacked, Latin-1 or UCS-2;
-    other codings are read as Latin-1 (receipts are ASCII whatever they claim)."""
-    if data_coding == UCS2:
-        return data.decode("utf-16-be", "replace")
-    if data_coding == GSM7:
-        return gsm7_decode(data)
-    return data.decode("latin-1")
