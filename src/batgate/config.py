@@ -55,7 +55,7 @@ class RetentionSettings(BaseModel):
     redact_after_days: float = Field(default=0, ge=0)
     interval: float = Field(default=3600, gt=0)
     batch_size: int = Field(default=1000, ge=1)
-    pause: float = Field(default=0.05, ge=0)
+    pause: float = Field(default=0.2, ge=0)
 
 
 class HttpSettings(BaseModel):

@@ -136,7 +136,7 @@ async def test_redaction_blanks_content_and_keeps_the_rest(store: Store, raw: Ra
     before = {mid: await store.get_message(mid) for mid in made.final_old + made.open_old}
     settings = RetentionSettings(redact_after_days=7, batch_size=2, pause=0)
     removed = await Janitor(store.retention, settings, clock=lambda: NOW).once()
-    assert removed["messages redacted"] == 3
+    assert removed["messages_redacted"] == 3
 
     for mid, was in before.items():
         now = await store.get_message(mid)
@@ -150,4 +150,4 @@ async def test_redaction_blanks_content_and_keeps_the_rest(store: Store, raw: Ra
         else:
             assert now.chain == was.chain  # still being worked on: untouched
     again = await Janitor(store.retention, settings, clock=lambda: NOW).once()
-    assert again["messages redacted"] == 0
+    assert again["messages_redacted"] == 0

@@ -61,7 +61,7 @@ class Janitor:
                 await asyncio.sleep(self._settings.pause)
             if total:
                 metrics.retention_removed(kind).inc(total)
-                log.info("retention: %d %s", total, kind)
+                log.info("retention: %d %s", total, kind.replace("_", " "))
             removed[kind] = total
         return removed
 
@@ -69,19 +69,19 @@ class Janitor:
         s, r = self._settings, self._retention
         keys_before = now - KEY_WINDOW - KEY_GRACE
         jobs: list[tuple[str, Batch]] = [
-            ("idempotency keys", lambda n: r.idempotency_keys(keys_before, n))
+            ("idempotency_keys", lambda n: r.idempotency_keys(keys_before, n))
         ]
         if s.redact_after_days:
             redact_before = now - s.redact_after_days * DAY
-            jobs.append(("messages redacted", lambda n: r.redact(redact_before, now, n)))
+            jobs.append(("messages_redacted", lambda n: r.redact(redact_before, now, n)))
         if s.messages_days:
             messages_before = now - s.messages_days * DAY
             jobs.append(("messages", lambda n: r.messages(messages_before, n)))
         carriers_before = now - CARRIER_IDS_KEPT
-        jobs.append(("carrier ids", lambda n: r.carrier_ids(carriers_before, n)))
+        jobs.append(("carrier_ids", lambda n: r.carrier_ids(carriers_before, n)))
         if s.events_days:
             events_before = now - s.events_days * DAY
-            jobs.append(("message events", lambda n: r.events(events_before, n)))
-            jobs.append(("webhook attempts", lambda n: r.attempts(events_before, n)))
-            jobs.append(("message notes", lambda n: r.notes(events_before, n)))
+            jobs.append(("message_events", lambda n: r.events(events_before, n)))
+            jobs.append(("webhook_attempts", lambda n: r.attempts(events_before, n)))
+            jobs.append(("message_notes", lambda n: r.notes(events_before, n)))
         return jobs
