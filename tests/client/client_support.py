@@ -162,8 +162,12 @@ class ScriptedServer:
         self.script: dict[str, list[Answer]] = {}
         self.default: Callable[[Seen], Answer] = _not_found
         self.seen: list[Seen] = []
+        # Requests being answered, counted from when one arrives until its answer is
+        # written, for the requests of the current test only (`generation`): one a
+        # previous test left sleeping (a client timed out) must not count here.
         self.inflight = 0
         self.max_inflight = 0
+        self.generation = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -176,7 +180,8 @@ class ScriptedServer:
             self.script.clear()
             self.default = _not_found
             self.seen.clear()
-            self.max_inflight = 0
+            self.inflight = self.max_inflight = 0
+            self.generation += 1
 
     def on(self, path: str, *answers: Answer) -> None:
         self.script[path] = list(answers)
@@ -190,19 +195,21 @@ class ScriptedServer:
         self._server.server_close()
         self._thread.join(10)
 
-    def _next(self, seen: Seen) -> Answer:
+    def _next(self, seen: Seen) -> tuple[Answer, int]:
+        """The answer to `seen`, and the generation it is counted in."""
         with self._lock:
             self.seen.append(seen)
             self.inflight += 1
             self.max_inflight = max(self.max_inflight, self.inflight)
             answers = self.script.get(seen.path)
             if not answers:
-                return self.default(seen)
-            return answers.pop(0) if len(answers) > 1 else answers[0]
+                return self.default(seen), self.generation
+            return (answers.pop(0) if len(answers) > 1 else answers[0]), self.generation
 
-    def _done(self) -> None:
+    def _done(self, generation: int) -> None:
         with self._lock:
-            self.inflight -= 1
+            if generation == self.generation:
+                self.inflight -= 1
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -217,7 +224,8 @@ class ScriptedServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 seen = Seen(self.command, self.path, dict(self.headers.items()), body)
-                answer = server._next(seen)
+                answer, generation = server._next(seen)
+                answered = False
                 try:
                     if answer.delay:
                         time.sleep(answer.delay)
@@ -227,6 +235,10 @@ class ScriptedServer:
                     payload = (
                         answer.raw if answer.raw is not None else json.dumps(answer.body).encode()
                     )
+                    # No longer in flight once its answer starts: the client may send its
+                    # next request (on another connection) as soon as it has read it.
+                    server._done(generation)
+                    answered = True
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():
                         self.send_header(name, value)
@@ -237,7 +249,8 @@ class ScriptedServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 finally:
-                    server._done()
+                    if not answered:
+                        server._done(generation)
 
             do_GET = do_POST = _serve
 
