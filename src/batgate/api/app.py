@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 
-from batgate import __version__
+from batgate import __version__, heap
 from batgate.api.auth import Authenticator
 from batgate.api.callbacks import CallbackScreen
 from batgate.api.errors import ApiError, install_handlers
@@ -83,6 +83,7 @@ def create_app(
         await store.upgrade()
         if engine is not None:
             await engine.start()
+        heap.settle()
         try:
             yield
         finally:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 import uvicorn
 
-from batgate import __version__
+from batgate import __version__, heap
 from batgate.cli import accounts, messages, rates, sandbox, user, webhooks
 from batgate.cli.common import (
     ConfigFile,
@@ -192,6 +192,7 @@ def worker(
                 loop.add_signal_handler(sig, begin)
             server = await _serve_metrics(settings, store, shutdown)
             await engine.start()
+            heap.settle()
             logging.getLogger("batgate").info("worker %s running", engine.dispatcher.worker)
             try:
                 await stop.wait()
