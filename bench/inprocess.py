@@ -1,21 +1,30 @@
 """The cost of one status request inside the process, without a socket or wrk.
 
     python bench/inprocess.py [--requests N] [--rounds R] [--access-log off|json|text]
+                              [--message delivered|processing] [--cache N]
+                              [--database-url URL] [--profile TOP]
 
-Calls the ASGI app (`create_app`, as `batgate serve --no-workers` builds it) with a
-cached, final `GET /bat/message/{id}` and a `send` that does nothing, so what is
-timed is batgate's own work per request: the fast path, auth and rate-limit
-look-ups, the request id, the metrics and, when switched on, the access log line
-(written to a scratch file). Prints µs per request in CPU time (this process's,
-so other work on the machine disturbs it little) and in wall-clock time, the
-minimum and the median over the rounds. Used to keep the per-request cost of
-observability in check (docs/operations.md, Observability).
+Calls the ASGI app (`create_app`, as `batgate serve --no-workers` builds it) with
+`GET /bat/message/{id}` and a `send` that does nothing, so what is timed is
+batgate's own work per request: the fast path, auth and rate-limit look-ups, the
+request id, the metrics, the status read (from the cache of final answers for a
+delivered message by default; from the database with `--message processing` or
+`--cache 0`) and, when switched on, the access log line (written to a scratch
+file). Prints µs per request in CPU time (this process's, so other work on the
+machine disturbs it little) and in wall-clock time, the minimum and the median
+over the rounds; with `--profile`, one more round under cProfile and its top
+functions by own time. The database is a scratch SQLite file unless
+`--database-url` names an empty one (PostgreSQL). Used to keep the per-request
+cost of observability in check (docs/operations.md, Observability) and to see
+where a lookup's microseconds go (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import pstats
 import statistics
 import tempfile
 import time
@@ -39,8 +48,9 @@ KEY = "bench-key"
 NO_RETRY = RetryPolicy((1.0,))
 
 
-async def delivered_message(url: str) -> str:
-    """One account and one delivered SMS, written through the store and the state machine."""
+async def bench_message(url: str, final: bool) -> str:
+    """One account and one SMS written through the store and the state machine:
+    delivered, or (not `final`) handed over with its receipt an hour away."""
     store = Store.connect(url)
     await store.upgrade()
     try:
@@ -51,9 +61,11 @@ async def delivered_message(url: str) -> str:
         step = Step(MessageType.SMS, "+380501234567", "bench", "hi", None, 3600, 1)
         _, (mid,) = await store.insert_batch(account, [NewMessage(None, (step,))], now)
         (record,) = await store.claim_due("bench", now, 60.0, 1)
-        receipt = ScheduledReceipt(ChannelStatus.DELIVERED, now)
+        receipt = ScheduledReceipt(ChannelStatus.DELIVERED, now + (0 if final else 3600))
         handed = on_sent(record.progress, Accepted("ref", receipt), record.chain, NO_RETRY, now)
         await store.apply(record, handed, now)
+        if not final:
+            return mid
         record = await store.get_message(mid)
         done = None if record is None else on_due(record.progress, record.chain, now)
         if record is None or not isinstance(done, Transition):
@@ -64,18 +76,16 @@ async def delivered_message(url: str) -> str:
         await store.close()
 
 
-async def measure(
-    requests: int, rounds: int, access_log: str, work: Path
-) -> tuple[list[float], list[float]]:
-    url = f"sqlite:///{work / 'bench.db'}"
-    mid = await delivered_message(url)
+async def measure(a: argparse.Namespace, work: Path) -> tuple[list[float], list[float]]:
+    url = a.database_url or f"sqlite:///{work / 'bench.db'}"
+    mid = await bench_message(url, final=a.message == "delivered")
     # No engine (nothing else runs in the process); no rate limit, as in `make bench`.
-    settings = Settings(database_url=url, rate_limit={"enabled": False})
+    settings = Settings(database_url=url, rate_limit={"enabled": False}, status_cache_size=a.cache)
     app = create_app(settings, workers=False)
     async with LifespanManager(app):
-        if access_log != "off":
+        if a.access_log != "off":
             out = (work / "access.log").open("w")
-            fmt: logs.LogFormat = "json" if access_log == "json" else "text"
+            fmt: logs.LogFormat = "json" if a.access_log == "json" else "text"
             logs.configure(fmt, "INFO", access_log=True, stream=out)
         scope = {
             "type": "http",
@@ -97,17 +107,30 @@ async def measure(
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": b"", "more_body": False}
 
-        async def send(_message: Any) -> None:
-            return None
+        answers: list[Any] = []
 
-        await app(scope, receive, send)  # the first answer puts it in the status cache
+        async def send(message: Any) -> None:
+            if message["type"] == "http.response.start" and message["status"] != 200:
+                answers.append(message["status"])
+
+        await app(scope, receive, send)  # the first answer puts a final one in the cache
+        if answers:
+            raise RuntimeError(f"the status request answered HTTP {answers[0]}")
         cpu, wall = [], []
-        for _ in range(rounds):
+        for _ in range(a.rounds):
             cpu_start, wall_start = time.process_time(), time.perf_counter()
-            for _ in range(requests):
+            for _ in range(a.requests):
                 await app(scope, receive, send)
-            cpu.append((time.process_time() - cpu_start) / requests * 1e6)
-            wall.append((time.perf_counter() - wall_start) / requests * 1e6)
+            cpu.append((time.process_time() - cpu_start) / a.requests * 1e6)
+            wall.append((time.perf_counter() - wall_start) / a.requests * 1e6)
+        if a.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(a.requests):
+                await app(scope, receive, send)
+            profiler.disable()
+            top = pstats.Stats(profiler).sort_stats("tottime")
+            top.print_stats(a.profile)
         return cpu, wall
 
 
@@ -116,11 +139,16 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=50_000)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--access-log", choices=("off", "json", "text"), default="off")
+    p.add_argument("--message", choices=("delivered", "processing"), default="delivered")
+    p.add_argument("--cache", type=int, default=100_000, help="status_cache_size")
+    p.add_argument("--database-url", help="an empty database (default: a scratch SQLite file)")
+    p.add_argument("--profile", type=int, default=0, metavar="TOP")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="batgate-inprocess-") as work:
-        cpu, wall = asyncio.run(measure(a.requests, a.rounds, a.access_log, Path(work)))
+        cpu, wall = asyncio.run(measure(a, Path(work)))
     print(
-        f"access log {a.access_log}, µs per request over {a.rounds} × {a.requests:,}: "
+        f"{a.message}, cache {a.cache:,}, access log {a.access_log}, "
+        f"µs per request over {a.rounds} × {a.requests:,}: "
         f"CPU min {min(cpu):.2f} median {statistics.median(cpu):.2f}; "
         f"wall min {min(wall):.2f} median {statistics.median(wall):.2f}"
     )

@@ -15,8 +15,16 @@
 and on SQLite and on PostgreSQL (`--database`; `pg-…` phases are PostgreSQL's):
 *-send-scale, *-status-scale: send, and status lookups from the database, with
     1 and with 2 `batgate serve --no-workers` processes on one database;
+*-polling: status lookups from the database of messages still `processing` (receipts
+    an hour away, the engine on) and of final ones, against the ceiling in rounds
+    (bench/polling.py);
 *-size: status-lookup latency with 10,000 vs `--big-messages` (5,000,000)
-    messages stored; the big database's size, plans and backup.
+    messages stored; the big database's size, plans and backup;
+*-retention: the send rate while a worker purges `--retention-messages`
+    (1,000,000) old messages, against without (bench/retention.py); on PostgreSQL
+    also the same day dropped as a partition (bench/pg_partitions.py);
+logins (SQLite): RSS and a valid key's status-lookup latency during a flood of
+    wrong-password logins, from one address and from many (bench/logins.py).
 
 wrk runs on CPU 0 and the servers on CPU 1 (taskset), all over 127.0.0.1. Results:
 a Markdown table on stdout and bench/results/latest.json. See docs/benchmarks.md.
@@ -37,10 +45,20 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import logins
+import polling
 import report
+import retention
 import wrk
 from backends import Backend, PostgresBackend, SqliteBackend
-from phases import RSS_TARGET_MESSAGES, Bench, Options
+from extra_options import (
+    FLOOD_REQUESTS,
+    RETENTION_MESSAGES,
+    RETENTION_MESSAGES_QUICK,
+    RunOptions,
+    parse_pairs,
+)
+from phases import RSS_TARGET_MESSAGES, Bench
 from procs import BenchError, Processes, log, pinning_available
 from report import Row
 from scratchdb import DEFAULT_POSTGRES, Postgres
@@ -57,8 +75,13 @@ PHASES = (
     "pg-send-scale",
     "sqlite-status-scale",
     "pg-status-scale",
+    "sqlite-polling",
+    "pg-polling",
     "sqlite-size",
     "pg-size",
+    "sqlite-retention",
+    "pg-retention",
+    "logins",
 )
 DATABASES = {"sqlite": ("sqlite",), "postgresql": ("postgresql",), "both": ("sqlite", "postgresql")}
 
@@ -67,7 +90,7 @@ def phase_database(phase: str) -> str:
     return "postgresql" if phase.startswith("pg-") else "sqlite"
 
 
-def parse_options(argv: list[str] | None = None) -> Options:
+def parse_options(argv: list[str] | None = None) -> RunOptions:
     p = argparse.ArgumentParser(description="batgate benchmarks (see docs/benchmarks.md).")
     p.add_argument("--quick", action="store_true", help="everything once, shorter and smaller")
     p.add_argument("--runs", type=int, help="timed wrk runs per measurement (default 3)")
@@ -78,6 +101,22 @@ def parse_options(argv: list[str] | None = None) -> Options:
     p.add_argument("--webhook-messages", type=int, help="default 10,000 (--quick: 2,000)")
     p.add_argument(
         "--big-messages", type=int, help="for *-size: default 5,000,000 (--quick: 500,000)"
+    )
+    p.add_argument(
+        "--retention-messages",
+        type=int,
+        help=f"for *-retention: default {RETENTION_MESSAGES:,} "
+        f"(--quick: {RETENTION_MESSAGES_QUICK:,})",
+    )
+    p.add_argument(
+        "--retention-pairs",
+        default="",
+        help="for *-retention: more batch_size:pause pairs to purge with, e.g. 500:0.1,2000:0",
+    )
+    p.add_argument(
+        "--flood-requests",
+        type=int,
+        help=f"for logins: wrong-password logins per flood (default {FLOOD_REQUESTS})",
     )
     p.add_argument(
         "--database",
@@ -101,10 +140,14 @@ def parse_options(argv: list[str] | None = None) -> Options:
         p.error(f"--only {a.only} does not go with --database {a.database}")
     phases = tuple(x for x in phases if phase_database(x) in databases)
     names = ("runs", "seconds", "status_messages", "rss_messages", "webhook_messages")
-    for name in (*names, "big_messages"):
+    for name in (*names, "big_messages", "retention_messages", "flood_requests"):
         if getattr(a, name) is not None and getattr(a, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
-    return Options(
+    try:
+        pairs = parse_pairs(a.retention_pairs)
+    except ValueError as exc:
+        p.error(f"--retention-pairs: {exc}")
+    return RunOptions(
         runs=a.runs or (1 if a.quick else 3),
         seconds=a.seconds or (4 if a.quick else 10),
         warmup=a.warmup if a.warmup is not None else (1 if a.quick else 3),
@@ -117,10 +160,14 @@ def parse_options(argv: list[str] | None = None) -> Options:
         database=a.database or "both",
         postgres=a.postgres,
         quick=a.quick,
+        retention_messages=a.retention_messages
+        or (RETENTION_MESSAGES_QUICK if a.quick else RETENTION_MESSAGES),
+        retention_pairs=pairs,
+        flood_requests=a.flood_requests or FLOOD_REQUESTS,
     )
 
 
-def _postgres(opts: Options) -> tuple[Postgres | None, dict[str, Any]]:
+def _postgres(opts: RunOptions) -> tuple[Postgres | None, dict[str, Any]]:
     """The PostgreSQL server for the pg-… phases, checked; None when none runs."""
     if not any(phase_database(x) == "postgresql" for x in opts.phases):
         return None, {}
@@ -138,12 +185,23 @@ def _steps(bench: Bench) -> dict[str, Callable[[], None]]:
         "rss": bench.rss,
         "webhooks": bench.webhooks,
         "smpp": bench.smpp,
+        "logins": functools.partial(logins.run, bench),
     }
     for name, prefix in (("sqlite", "sqlite"), ("postgresql", "pg")):
         steps[f"{prefix}-send-scale"] = functools.partial(bench.send_scale, name)
         steps[f"{prefix}-status-scale"] = functools.partial(bench.status_scale, name)
         steps[f"{prefix}-size"] = functools.partial(bench.size, name)
+        steps[f"{prefix}-retention"] = functools.partial(_retention, bench, name)
+        steps[f"{prefix}-polling"] = functools.partial(_polling, bench, name)
     return steps
+
+
+def _retention(bench: Bench, backend: str) -> None:
+    retention.run(bench, bench.backends[backend])
+
+
+def _polling(bench: Bench, backend: str) -> None:
+    polling.run(bench, bench.backends[backend])
 
 
 def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
@@ -218,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
             "phases": list(opts.phases),
             "database": opts.database,
             "big_messages": opts.big_messages,
+            "retention_messages": opts.retention_messages,
+            "retention_pairs": [p.tag for p in opts.retention_pairs],
+            "flood_requests": opts.flood_requests,
         },
         **({"postgres": pg_info} if pg_info else {}),
         **bench.results.doc,
