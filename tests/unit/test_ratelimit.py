@@ -189,6 +189,34 @@ async def test_a_refused_client_costs_no_database_work() -> None:
     assert shared.asked == 2
 
 
+TAKE_NOW = [
+    # (id, tokens taken with `take` first, seconds passed, take_now's answer, grants asked)
+    ("nothing in hand yet", 0, 0.0, False, 0),
+    ("a token of the allowance in hand", 1, 0.0, True, 1),
+    ("the allowance spent", 10, 0.0, False, 1),
+    ("the allowance held too long", 1, 1.5, False, 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("taken", "later", "answer", "asked"), [c[1:] for c in TAKE_NOW], ids=[c[0] for c in TAKE_NOW]
+)
+async def test_take_now_spends_only_what_the_process_holds(
+    taken: int, later: float, answer: bool, asked: int
+) -> None:
+    """take_now never asks the shared bucket: it spends the allowance or says no."""
+    clock, shared = Clock(), Buckets()
+    limiter = limiter_of(100.0, 10, clock, shared)  # a tenth of a second: 10 at a time
+    for _ in range(taken):
+        await limiter.take(1)
+    clock.now += later
+    assert limiter.take_now(1) is answer
+    assert shared.asked == asked
+    if answer:  # the token taken is gone: the allowance has one fewer
+        left = sum(limiter.take_now(1) for _ in range(20))
+        assert left == 10 - taken - 1
+
+
 # -- an SMPP link's throughput limit: evenly spaced slots ------------------------------------
 
 PACING = [

@@ -14,7 +14,7 @@ from batgate import __version__, heap
 from batgate.api.auth import Authenticator
 from batgate.api.callbacks import CallbackScreen
 from batgate.api.errors import ApiError, install_handlers
-from batgate.api.fastpath import ASGIApp, FastPath
+from batgate.api.fastpath import FastPath
 from batgate.api.gate import Gate, client_address
 from batgate.api.logins import LoginGuard
 from batgate.api.probes import add_probes
@@ -53,7 +53,7 @@ _JSON = "application/json"
 
 def create_app(
     settings: Settings, *, workers: bool = True, shutdown: Shutdown | None = None
-) -> ASGIApp:
+) -> FastPath:
     """The ASGI app for `batgate serve`; with `workers`, the engine runs inside it.
     `shutdown`: set when the process begins to stop (readiness, the engine's budget)."""
     shutdown = shutdown if shutdown is not None else Shutdown()

@@ -63,6 +63,16 @@ class Authenticator:
         account = await self._by_password(username, password, address)
         return self._usable(account, address, "password", username)
 
+    def known(self, headers: Mapping[str, str]) -> Account | None:
+        """The calling account when an `X-Authorization-Key` is in the cache and its
+        account may call: at once, without waiting for anything. None means "ask
+        `authenticate`" (not in the cache, disabled, another method, no credentials)."""
+        key = headers.get("x-authorization-key")
+        if not key:
+            return None
+        account = self._cached("k" + key_hash(key))
+        return None if account is None or account.disabled else account
+
     def _usable(
         self, account: Account | None, address: str, method: str, username: str | None = None
     ) -> Account:

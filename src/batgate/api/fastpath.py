@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from batgate.api.gate import Gate, client_address
-from batgate.api.status import Answer, StatusService, status_answer
+from batgate.api.status import StatusService, answer_later, answer_now
 from batgate.observability.logs import ACCESS, log_access
 from batgate.observability.metrics import RouteTimer
 from batgate.observability.requests import (
@@ -38,6 +38,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+RawHeaders = list[tuple[bytes, bytes]]
+Response = tuple[int, RawHeaders, bytes]  # status, headers, body
 
 _PREFIX = "/bat/message/"
 _BULK = "/bat/message/status"
@@ -73,38 +75,74 @@ class FastPath:
             return
         await self._app(scope, receive, send)
 
+    @property
+    def answers_now(self) -> bool:
+        """Whether `respond_now` answers every status lookup whose credentials are in
+        the cache (SQLite, read at once); api.server then answers them itself."""
+        return self._statuses.renders_now
+
+    def respond_now(self, raw_headers: RawHeaders, message_id: str) -> Response | None:
+        """The whole response to `GET /bat/message/{message_id}` when it can be given at
+        once (`answer_now`), for api.server to write straight to the connection; None:
+        the request goes the ASGI way. With the request id, metrics and access log."""
+        started = time.perf_counter()
+        headers = _wanted(raw_headers)
+        info = RequestInfo(request_id_from(headers.get(HEADER)))
+        token = current.set(info)
+        try:
+            now = answer_now(self._gate, self._statuses, headers, message_id)
+            if not isinstance(now, tuple):
+                return None  # not admitted at once (an Account only where reads wait)
+            status, body, extra = now
+            self._done(status, started, info)
+            return status, _headers(body, info, extra), body
+        finally:
+            current.reset(token)
+
     async def _status(self, scope: Scope, send: Send, message_id: str) -> None:
         started = time.perf_counter()
-        headers: dict[str, str] = {}
-        for key, value in scope["headers"]:
-            # The first of repeated headers wins, as in Starlette (the FastAPI route).
-            name = _READ.get(key)
-            if name is not None and name not in headers:
-                headers[name] = value.decode("latin-1")
+        headers = _wanted(scope["headers"])
         info = RequestInfo(request_id_from(headers.get(HEADER)))
         token = current.set(info)
         status = 500
         try:
-            status, body, extra = await self._answer(headers, client_address(scope), message_id)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [
-                        _JSON,
-                        (b"content-length", str(len(body)).encode()),
-                        (HEADER_BYTES, info.request_id.encode()),
-                        *extra,
-                    ],
-                }
-            )
+            now = answer_now(self._gate, self._statuses, headers, message_id)
+            if isinstance(now, tuple):
+                status, body, extra = now
+            else:
+                address = client_address(scope)
+                status, body, extra = await answer_later(
+                    self._gate, self._statuses, headers, address, message_id, now
+                )
+            start = {"type": "http.response.start", "status": status}
+            await send(start | {"headers": _headers(body, info, extra)})
             await send({"type": "http.response.body", "body": body})
         finally:
-            seconds = time.perf_counter() - started
-            self._timer.observe(status, seconds)
-            if ACCESS.isEnabledFor(logging.INFO):
-                log_access("GET", ROUTE, status, seconds, info)
+            self._done(status, started, info)
             current.reset(token)
 
-    async def _answer(self, headers: dict[str, str], address: str, message_id: str) -> Answer:
-        return await status_answer(self._gate, self._statuses, headers, address, message_id)
+    def _done(self, status: int, started: float, info: RequestInfo) -> None:
+        seconds = time.perf_counter() - started
+        self._timer.observe(status, seconds)
+        if ACCESS.isEnabledFor(logging.INFO):
+            log_access("GET", ROUTE, status, seconds, info)
+
+
+def _wanted(raw: RawHeaders) -> dict[str, str]:
+    """The headers this route reads; the first of repeated ones wins, as in Starlette
+    (the FastAPI route)."""
+    headers: dict[str, str] = {}
+    for key, value in raw:
+        name = _READ.get(key)
+        if name is not None and name not in headers:
+            headers[name] = value.decode("latin-1")
+    return headers
+
+
+def _headers(body: bytes, info: RequestInfo, extra: RawHeaders) -> RawHeaders:
+    return [
+        _JSON,
+        (b"content-length", str(len(body)).encode()),
+        (HEADER_BYTES, info.request_id.encode()),
+        *extra,
+    ]

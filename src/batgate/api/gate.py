@@ -26,6 +26,17 @@ class Gate:
             await self._limiter.take(account.id)
         return account
 
+    def admit_now(self, headers: Mapping[str, str]) -> Account | None:
+        """`admit` when it needs nothing but this process's memory (a cached API key,
+        a token in hand); None means "await `admit`", which decides every other case."""
+        account = self._auth.known(headers)
+        if account is None:
+            return None
+        if self._limiter is not None and not self._limiter.take_now(account.id):
+            return None
+        note_account(account.id)
+        return account
+
     async def admit_body(self, headers: Mapping[str, str], address: str = "-") -> Account:
         """`admit`, for a request whose body acts (a send): with Basic credentials it
         must say `Content-Type: application/json` (415 otherwise, SPEC §2). A browser

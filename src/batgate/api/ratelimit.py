@@ -49,13 +49,20 @@ class RateLimiter:
         self._allowances: dict[int, _Allowance] = {}
         self._refused_until: dict[int, float] = {}
 
+    def take_now(self, account_id: int) -> bool:
+        """Spend one token of this process's allowance; False when there is none left
+        (then `take` decides, asking the shared bucket or refusing)."""
+        allowance = self._allowances.get(account_id)
+        if allowance is not None and allowance.tokens > 0 and self._clock() < allowance.until:
+            allowance.tokens -= 1
+            return True
+        return False
+
     async def take(self, account_id: int) -> None:
         """Spend one token, or raise ApiError 429 with `Retry-After` in whole seconds."""
-        now = self._clock()
-        allowance = self._allowances.get(account_id)
-        if allowance is not None and allowance.tokens > 0 and now < allowance.until:
-            allowance.tokens -= 1
+        if self.take_now(account_id):
             return
+        now = self._clock()
         refused_until = self._refused_until.get(account_id)
         if refused_until is not None and now < refused_until:
             raise self._refusal(refused_until - now)

@@ -10,6 +10,13 @@ uvicorn's httptools protocol, with the limits it lacks (docs/security.md):
 - what the parser refuses is answered in the SPEC's error shape (400), not
   uvicorn's plain text.
 
+And one shortcut: a plain `GET /bat/message/{id}` that the app can answer at once
+(`Direct`: api.fastpath's `respond_now`, on SQLite with the key in the cache) is
+answered right here, as its head arrives, in one write: no task, no ASGI messages.
+Anything else about the request (a body, `Expect`, HTTP/1.0, `Connection: close`,
+an escaped or odd path, a response still being written on the connection, a client
+not reading its answers) sends it the ordinary way, through uvicorn and the app.
+
 The body's size is limited by the routes before they read it (`max_body_bytes`).
 Idle keep-alive connections are closed by uvicorn after `timeout_keep_alive`.
 """
@@ -18,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from batgate.api.errors import error_body
 from batgate.config import HttpSettings
@@ -35,15 +43,26 @@ _REASONS = {
 }
 
 
+RawHeaders = list[tuple[bytes, bytes]]
+# The whole response to a status lookup when the app can give it at once, else None:
+# (request headers, message id) -> (status, headers, body).
+Direct = Callable[[RawHeaders, str], tuple[int, RawHeaders, bytes] | None]
+_STATUS_PREFIX = b"/bat/message/"
+# Request headers that make a request more than a plain GET: it goes the ordinary way.
+_NOT_PLAIN = frozenset((b"content-length", b"transfer-encoding", b"expect", b"upgrade"))
+
+
 class _Refused(Exception):
     """Raised in a parser callback to stop parsing; the refusal is on the protocol."""
 
 
 class LimitedHttpProtocol(HttpToolsProtocol):
     limits: HttpSettings = HttpSettings()
+    direct: Direct | None = None  # set by protocol_class
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._answered = False  # the request being parsed was answered directly
         self._in_head = True
         self._head_bytes = 0
         self._header_count = 0
@@ -82,6 +101,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._answered = False
         self._in_head = True
         self._header_count = self._url_bytes = 0
         if self._timer is None:  # the first byte of a request after the connection's first
@@ -108,6 +128,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._disarm()
+        if self._answer_directly():
+            return
         self._arm(self.limits.body_timeout, "the request body")
         super().on_headers_complete()
 
@@ -115,7 +137,47 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._disarm()
         self._in_head = True  # what comes next is the next request's head
         self._head_bytes = 0
-        super().on_message_complete()
+        if not self._answered:
+            super().on_message_complete()
+
+    # -- the shortcut ----------------------------------------------------------------------
+
+    def _answer_directly(self) -> bool:
+        """Answer a plain status lookup here, if the app can at once; False: it cannot."""
+        direct = self.direct
+        if (
+            direct is None
+            or self.pipeline
+            or (self.cycle is not None and not self.cycle.response_complete)
+            or self.flow.write_paused  # a client not reading: uvicorn's way waits for it
+            or self.root_path
+            or self.parser.get_method() != b"GET"
+            or self.parser.get_http_version() != "1.1"
+            or not self.parser.should_keep_alive()
+            or not self.url.startswith(_STATUS_PREFIX)
+        ):
+            return False
+        message_id = self.url[len(_STATUS_PREFIX) :]
+        # Message ids are ASCII letters and digits (bytes.isalnum knows no others);
+        # anything else (an escape, a query, a slash) is left to the app, which
+        # answers it as it answers any path, and so is the bulk route's path.
+        if not message_id.isalnum() or message_id == b"status":
+            return False
+        if any(name in _NOT_PLAIN for name, _ in self.headers):
+            return False
+        response = direct(self.headers, message_id.decode("ascii"))
+        if response is None:
+            return False
+        status, headers, body = response
+        head = [STATUS_LINE[status]]
+        for name, value in (*self.server_state.default_headers, *headers):
+            head += (name, b": ", value, b"\r\n")
+        head.append(b"\r\n")
+        head.append(body)
+        self.transport.write(b"".join(head))
+        self._answered = True
+        self.on_response_complete()
+        return True
 
     # -- answers -------------------------------------------------------------------------
 
@@ -181,6 +243,8 @@ def _peer(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "-"
 
 
-def protocol_class(limits: HttpSettings) -> type[LimitedHttpProtocol]:
-    """The protocol class for uvicorn's `http=` option, with these limits."""
-    return type("BatgateHttpProtocol", (LimitedHttpProtocol,), {"limits": limits})
+def protocol_class(limits: HttpSettings, direct: Direct | None = None) -> type[LimitedHttpProtocol]:
+    """The protocol class for uvicorn's `http=` option, with these limits, answering
+    status lookups itself with `direct` when given."""
+    namespace = {"limits": limits, "direct": staticmethod(direct) if direct else None}
+    return type("BatgateHttpProtocol", (LimitedHttpProtocol,), namespace)

@@ -20,7 +20,7 @@ import orjson
 from batgate.api.errors import ApiError, error_body, internal_error, not_found
 from batgate.api.gate import Gate
 from batgate.domain.documents import status_view
-from batgate.domain.records import MessageRecord
+from batgate.domain.records import Account, MessageRecord
 from batgate.store.manager import Store
 
 log = logging.getLogger(__name__)
@@ -35,17 +35,63 @@ async def status_answer(
     gate: Gate, statuses: StatusService, headers: Mapping[str, str], address: str, message_id: str
 ) -> Answer:
     """`GET /bat/message/{messageId}`: the one implementation of the route, whichever
-    way the request came in (api.fastpath, or the FastAPI route that documents it)."""
+    way the request came in (api.fastpath, or the FastAPI route that documents it).
+
+    In two parts: `answer_now` answers what needs nothing but memory and SQLite's
+    synchronous lookup (a cached key, a token in hand: most lookups), `answer_later`
+    the rest, awaiting what it must. The fast path calls them itself, so that the
+    common case costs no coroutine at all."""
+    now = answer_now(gate, statuses, headers, message_id)
+    if isinstance(now, tuple):
+        return now
+    return await answer_later(gate, statuses, headers, address, message_id, now)
+
+
+def answer_now(
+    gate: Gate, statuses: StatusService, headers: Mapping[str, str], message_id: str
+) -> Answer | Account | None:
+    """The answer if it can be given at once. If not: the account if it was admitted
+    at once (hand it to `answer_later`, which must not admit it twice), else None."""
     try:
-        account = await gate.admit(headers, address)
+        account = gate.admit_now(headers)
+        if account is None:
+            return None
+        body = statuses.render_now(account.id, message_id)
+        return account if body is None else (200, body, [])
+    except ApiError as exc:
+        return _error_answer(exc)
+    except Exception:
+        return _failed()
+
+
+async def answer_later(
+    gate: Gate,
+    statuses: StatusService,
+    headers: Mapping[str, str],
+    address: str,
+    message_id: str,
+    admitted: Account | None = None,
+) -> Answer:
+    """The answer, awaiting whatever it needs (the store, the shared rate bucket, a
+    password check); `admitted`: the account `answer_now` let in already."""
+    try:
+        account = admitted or await gate.admit(headers, address)
         return 200, await statuses.render(account.id, message_id), []
     except ApiError as exc:
-        extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-        return exc.status, error_body(exc.code, exc.message), extra
+        return _error_answer(exc)
     except Exception:
-        log.exception("status lookup failed")
-        err = internal_error()
-        return err.status, error_body(err.code, err.message), []
+        return _failed()
+
+
+def _error_answer(exc: ApiError) -> Answer:
+    extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+    return exc.status, error_body(exc.code, exc.message), extra
+
+
+def _failed() -> Answer:
+    log.exception("status lookup failed")
+    err = internal_error()
+    return err.status, error_body(err.code, err.message), []
 
 
 class StatusService:
@@ -53,6 +99,28 @@ class StatusService:
         self._store = store
         self._cache_size = cache_size
         self._final: dict[str, tuple[int, bytes]] = {}
+
+    @property
+    def renders_now(self) -> bool:
+        """Whether `render_now` always answers (it reads SQLite at once)."""
+        return self._store.reads_now
+
+    def render_now(self, account_id: int, message_id: str) -> bytes | None:
+        """`render` when the answer is at hand (cached, or read at once from SQLite);
+        None: await `render`. Raises ApiError 404 as `render` does."""
+        hit = self._final.get(message_id)
+        if hit is not None:
+            if hit[0] != account_id:
+                raise _unknown(message_id)
+            return hit[1]
+        if len(message_id) > 64:
+            raise _unknown(message_id)
+        found = self._store.status_document_now(message_id)
+        if found is False:
+            return None
+        if found is None or found[0] != account_id:
+            raise _unknown(message_id)
+        return self._keep(message_id, account_id, found[1])
 
     async def render(self, account_id: int, message_id: str) -> bytes:
         """The JSON answer for the account's message, or ApiError 404.

@@ -101,13 +101,15 @@ def serve(
     from batgate.observability.readiness import Shutdown
 
     shutdown = Shutdown()
+    app = create_app(settings, workers=workers, shutdown=shutdown)
     server = uvicorn.Config(
-        create_app(settings, workers=workers, shutdown=shutdown),
+        app,
         host=settings.host,
         port=settings.port,
         # SIGTERM: requests under way get half the shutdown time, the engine the rest.
         timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout / 2)),
-        http=protocol_class(settings.http),  # the connection's limits (api.server)
+        # The connection's limits, and status lookups answered as they arrive (api.server).
+        http=protocol_class(settings.http, app.respond_now if app.answers_now else None),
         timeout_keep_alive=int(settings.http.keep_alive),
         # batgate's own access log (observability.logs) replaces uvicorn's: it has
         # the request id and the route template; uvicorn's other lines go through

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -336,6 +336,28 @@ class Store:
         async with self.db.reader.connect() as conn:
             row = (await conn.execute(_BY_ID, {"id": message_id})).one_or_none()
         return None if row is None else message_from_row(row)
+
+    @property
+    def reads_now(self) -> bool:
+        """Whether `status_document_now` can read (SQLite's synchronous lookup)."""
+        return self._read_doc is not None
+
+    def status_document_now(self, message_id: str) -> tuple[int, bytes] | None | Literal[False]:
+        """`status_document` read at once, without waiting, on SQLite's synchronous
+        lookup connection; False where there is none (PostgreSQL: await
+        `status_document`)."""
+        if self._read_doc is None or self._read_by_id is None:
+            return False
+        found = self._read_doc(message_id)
+        if found is None:
+            return None
+        account_id, document = found
+        if document is None:  # stored before migration 0009, not changed since
+            row = self._read_by_id(message_id)
+            if row is None:
+                return None
+            document = encoded(status_view(message_from_row(MessageRow(*row))))
+        return int(account_id), document.encode()
 
     async def status_document(self, message_id: str) -> tuple[int, bytes] | None:
         """The message's account and its status document as stored (one read by
