@@ -201,6 +201,20 @@ class PointReads:
 
         return read
 
+    def many_reader(self, sql: str) -> Callable[[list[Any]], Awaitable[list[tuple[Any, ...]]]]:
+        """`sql` with one array parameter (`= ANY($1)`), answering rows; see `reader`."""
+        import asyncpg
+
+        async def read(values: list[Any]) -> list[tuple[Any, ...]]:
+            pool = self._pool or await self._open()
+            try:
+                rows = await pool.fetch(sql, values)
+            except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError):
+                rows = await pool.fetch(sql, values)
+            return [tuple(row) for row in rows]
+
+        return read
+
     async def _open(self) -> asyncpg.Pool:
         import asyncpg
 

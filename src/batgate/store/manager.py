@@ -51,6 +51,7 @@ from batgate.store.schema import (
     messages,
     rates,
 )
+from batgate.store.shared_reads import SharedReads
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 _IN_LIST = 1000
 
 _BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
+# PostgreSQL's status documents of many ids at once (store.shared_reads).
+_DOCS_BY_IDS_PG = "SELECT id, account_id, status_doc FROM messages WHERE id = ANY($1::varchar[])"
 _DOC_BY_ID = sa.select(messages.c.account_id, messages.c.status_doc).where(
     messages.c.id == sa.bindparam("id")
 )
@@ -135,7 +138,10 @@ class Store:
         self._fetch_by_id = db.point_read_async(_BY_ID) if db.fast is not None else None
         # The hottest read of all: a status document by primary key, answered as stored.
         self._read_doc = db.point_read(_DOC_BY_ID) if db.lookup is not None else None
-        self._fetch_doc = db.point_read_async(_DOC_BY_ID) if db.fast is not None else None
+        # PostgreSQL: the lookups of one turn of the event loop share one query.
+        self._fetch_doc = (
+            SharedReads(db.fast.many_reader(_DOCS_BY_IDS_PG)).read if db.fast is not None else None
+        )
         self._due_peek = db.peek(dialects.due_peek(db.dialect))
 
     @classmethod

@@ -1,0 +1,81 @@
+"""store.shared_reads: point reads asked for in one turn of the event loop share a query."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from batgate.store.shared_reads import SharedReads
+
+TABLE = {"a": ("a", 1, "doc a"), "b": ("b", 2, "doc b"), "c": ("c", 1, "doc c")}
+
+
+class Table:
+    """The rows by key; records each query's keys."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.queries: list[list[Any]] = []
+        self.fail = fail
+
+    async def fetch_many(self, keys: list[Any]) -> Sequence[tuple[Any, ...]]:
+        self.queries.append(keys)
+        await asyncio.sleep(0)  # a round trip
+        if self.fail is not None:
+            raise self.fail
+        return [TABLE[k] for k in keys if k in TABLE]
+
+
+# (id, the keys read in one turn, the query's keys, the answers)
+TOGETHER = [
+    ("one read, one query", ["a"], [["a"]], [(1, "doc a")]),
+    (
+        "several share one",
+        ["a", "b", "c"],
+        [["a", "b", "c"]],
+        [(1, "doc a"), (2, "doc b"), (1, "doc c")],
+    ),
+    ("a key twice, asked once", ["a", "a"], [["a"]], [(1, "doc a"), (1, "doc a")]),
+    ("an unknown key is None", ["a", "zz"], [["a", "zz"]], [(1, "doc a"), None]),
+]
+
+
+@pytest.mark.parametrize(
+    ("keys", "queries", "answers"), [c[1:] for c in TOGETHER], ids=[c[0] for c in TOGETHER]
+)
+async def test_reads_of_one_turn_share_a_query(
+    keys: list[str], queries: list[list[str]], answers: list[Any]
+) -> None:
+    table = Table()
+    reads = SharedReads(table.fetch_many)
+    assert await asyncio.gather(*(reads.read(k) for k in keys)) == answers
+    assert table.queries == queries
+
+
+async def test_reads_of_later_turns_get_queries_of_their_own() -> None:
+    table = Table()
+    reads = SharedReads(table.fetch_many)
+    first = asyncio.ensure_future(reads.read("a"))
+    await asyncio.sleep(0)  # the first query is under way
+    second = asyncio.ensure_future(reads.read("b"))
+    assert (await first, await second) == ((1, "doc a"), (2, "doc b"))
+    assert table.queries == [["a"], ["b"]]
+
+
+async def test_a_failed_query_fails_every_read_of_it() -> None:
+    reads = SharedReads(Table(fail=ConnectionError("gone")).fetch_many)
+    answers = await asyncio.gather(reads.read("a"), reads.read("b"), return_exceptions=True)
+    assert [type(a) for a in answers] == [ConnectionError, ConnectionError]
+
+
+async def test_a_cancelled_read_leaves_the_others_their_answers() -> None:
+    table = Table()
+    reads = SharedReads(table.fetch_many)
+    gone = asyncio.ensure_future(reads.read("a"))
+    kept = asyncio.ensure_future(reads.read("b"))
+    await asyncio.sleep(0)
+    gone.cancel()
+    assert await kept == (2, "doc b")
+    assert gone.cancelled()
