@@ -121,8 +121,8 @@ def _wait_handed_over(db: Target, timeout: float) -> float:
     started = time.monotonic()
     left = -1
     for _ in range(int(timeout) + 1):
-        # The sandbox knows a receipt at the hand-over and keeps it until it is due.
-        left = _count(db, "status = 'processing' AND receipt IS NULL")
+        # A hand-over stores the carrier's id of the message (the sandbox's sim-…).
+        left = _count(db, "status = 'processing' AND carrier_ref IS NULL")
         if left == 0:
             return time.monotonic() - started
         time.sleep(1.0)
