@@ -2,7 +2,7 @@
 
     python bench/inprocess.py [--requests N] [--rounds R] [--access-log off|json|text]
                               [--message delivered|processing] [--cache N]
-                              [--database-url URL] [--profile TOP]
+                              [--database-url URL] [--profile TOP] [--way asgi|direct]
 
 Calls the ASGI app (`create_app`, as `batgate serve --no-workers` builds it) with
 `GET /bat/message/{id}` and a `send` that does nothing, so what is timed is
@@ -14,9 +14,10 @@ file). Prints µs per request in CPU time (this process's, so other work on the
 machine disturbs it little) and in wall-clock time, the minimum and the median
 over the rounds; with `--profile`, one more round under cProfile and its top
 functions by own time. The database is a scratch SQLite file unless
-`--database-url` names an empty one (PostgreSQL). Used to keep the per-request
-cost of observability in check (docs/operations.md, Observability) and to see
-where a lookup's microseconds go (docs/benchmarks.md).
+`--database-url` names an empty one (PostgreSQL). `--way direct` calls the app as
+the HTTP protocol's shortcut does (`respond_now`: SQLite, no ASGI messages). Used
+to keep the per-request cost of observability in check (docs/operations.md,
+Observability) and to see where a lookup's microseconds go (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pstats
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,22 +118,43 @@ async def measure(a: argparse.Namespace, work: Path) -> tuple[list[float], list[
         await app(scope, receive, send)  # the first answer puts a final one in the cache
         if answers:
             raise RuntimeError(f"the status request answered HTTP {answers[0]}")
+        one = _one_request(app, scope, receive, send, a.way)
         cpu, wall = [], []
         for _ in range(a.rounds):
             cpu_start, wall_start = time.process_time(), time.perf_counter()
             for _ in range(a.requests):
-                await app(scope, receive, send)
+                await one()
             cpu.append((time.process_time() - cpu_start) / a.requests * 1e6)
             wall.append((time.perf_counter() - wall_start) / a.requests * 1e6)
         if a.profile:
             profiler = cProfile.Profile()
             profiler.enable()
             for _ in range(a.requests):
-                await app(scope, receive, send)
+                await one()
             profiler.disable()
             top = pstats.Stats(profiler).sort_stats("tottime")
             top.print_stats(a.profile)
         return cpu, wall
+
+
+def _one_request(
+    app: Any, scope: dict[str, Any], receive: Any, send: Any, way: str
+) -> Callable[[], Awaitable[Any]]:
+    """One request the way asked: through the ASGI app, or as api.server's shortcut
+    calls the app (`respond_now`, SQLite), without the HTTP protocol around it."""
+    if way == "asgi":
+        return lambda: app(scope, receive, send)
+    if not getattr(app, "answers_now", False):
+        raise SystemExit("--way direct: this version of batgate has no shortcut here")
+    headers, message_id = scope["headers"], scope["path"].rsplit("/", 1)[1]
+
+    async def direct() -> Any:
+        response = app.respond_now(headers, message_id)
+        if response is None or response[0] != 200:
+            raise RuntimeError(f"the shortcut did not answer 200: {response}")
+        return response
+
+    return direct
 
 
 def main() -> None:
@@ -143,11 +166,17 @@ def main() -> None:
     p.add_argument("--cache", type=int, default=100_000, help="status_cache_size")
     p.add_argument("--database-url", help="an empty database (default: a scratch SQLite file)")
     p.add_argument("--profile", type=int, default=0, metavar="TOP")
+    p.add_argument(
+        "--way",
+        choices=("asgi", "direct"),
+        default="asgi",
+        help="through the ASGI app, or as the HTTP protocol's shortcut calls it",
+    )
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="batgate-inprocess-") as work:
         cpu, wall = asyncio.run(measure(a, Path(work)))
     print(
-        f"{a.message}, cache {a.cache:,}, access log {a.access_log}, "
+        f"{a.message}, cache {a.cache:,}, {a.way}, access log {a.access_log}, "
         f"µs per request over {a.rounds} × {a.requests:,}: "
         f"CPU min {min(cpu):.2f} median {statistics.median(cpu):.2f}; "
         f"wall min {min(wall):.2f} median {statistics.median(wall):.2f}"

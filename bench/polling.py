@@ -32,6 +32,9 @@ _RECEIPTS_LATER = {
     "BATGATE_SANDBOX__JITTER": "0",
 }
 _CACHE_OFF = {"BATGATE_STATUS_CACHE_SIZE": "0"}
+# The share of the ceiling each database must reach (PostgreSQL's reads cross a socket
+# to another process: the target set for it is lower).
+TARGET_SHARE = {"sqlite": MIN_CEILING_SHARE, "postgresql": 0.30}
 
 
 def run(bench: Bench, backend: Backend) -> None:
@@ -88,9 +91,10 @@ def run(bench: Bench, backend: Backend) -> None:
         share = statistics.median(
             s["rps"] / c["rps"] for s, c in zip(r.runs, m["ceiling"].runs, strict=True)
         )
-        ok = share >= MIN_CEILING_SHARE and r.p99_ms < MAX_STATUS_P99_MS
+        wanted = TARGET_SHARE[name]
+        ok = share >= wanted and r.p99_ms < MAX_STATUS_P99_MS
         result = f"{r.rps:,.0f} req/s{spread(r)}, {share:.0%} of ceiling"
-        target = f"≥ {MIN_CEILING_SHARE:.0%} of ceiling, p99 < {MAX_STATUS_P99_MS:.0f} ms"
+        target = f"≥ {wanted:.0%} of ceiling, p99 < {MAX_STATUS_P99_MS:.0f} ms"
         bench.results.rows.append(
             Row(
                 f"{backend.label} status from the database (cache 0), {what}, "
