@@ -40,11 +40,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import random
 import secrets
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +53,7 @@ import seeding
 from extra_options import FLOOD_REQUESTS
 from procs import BenchError, log
 from report import Row
-from servers import Server, batgate_argv, db_env
+from servers import Server, create_account
 
 if TYPE_CHECKING:
     from phases import Bench
@@ -79,21 +77,6 @@ GUARD_OFF = {
     "BATGATE_AUTH__PASSWORD_QUEUE": "1000",
 }
 ISSUE_BEFORE = "before the guard (issue): 150 MB → 1.3 GB; lookups ~15 ms → 2 s (7.7 s max)"
-
-
-def create_account(db: Path, password: str) -> str:
-    """`batgate accounts create bench --password …`; the API key."""
-    out = subprocess.run(
-        [*batgate_argv(), "accounts", "create", USERNAME, "--password", password],
-        env=db_env(db),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise BenchError(f"batgate accounts create failed:\n{out.stdout}\n{out.stderr}")
-    return str(json.loads(out.stdout)["apiKey"])
 
 
 def vm_kib(pid: int, field_name: str) -> int:
@@ -225,7 +208,7 @@ def _seed(bench: Bench, db: Path, key: str) -> list[str]:
 def run(bench: Bench) -> None:
     requests = getattr(bench.opts, "flood_requests", FLOOD_REQUESTS)
     db = bench.work / "logins.db"
-    key = create_account(db, secrets.token_urlsafe(16))
+    key = create_account(db, USERNAME, secrets.token_urlsafe(16))
     ids = _seed(bench, db, key)
     env = {"FORWARDED_ALLOW_IPS": "127.0.0.1"}
     runs: dict[str, list[FloodRun]] = {name: [] for name in FLOODS}

@@ -49,10 +49,12 @@ def db_env(db: Target) -> dict[str, str]:
     return base_env() | {"BATGATE_DATABASE_URL": database_url(db)}
 
 
-def create_account(db: Target) -> str:
-    """`batgate accounts create bench` (which migrates the database first); the API key."""
+def create_account(db: Target, username: str = "bench", password: str | None = None) -> str:
+    """`batgate accounts create USERNAME [--password …]` (which migrates the database
+    first); the API key."""
+    extra = [] if password is None else ["--password", password]
     out = subprocess.run(
-        [*batgate_argv(), "accounts", "create", "bench"],
+        [*batgate_argv(), "accounts", "create", username, *extra],
         env=db_env(db),
         capture_output=True,
         text=True,
