@@ -224,7 +224,7 @@ def test_a_killed_worker_loses_nothing_and_bills_nothing_twice(
 
 # -- a rolling restart: every process, one at a time, while messages flow ---------------
 
-ROLLING_MESSAGES = 6_000
+ROLLING_MESSAGES = 10_000
 ROLLING_BATCH = 50
 SHUTDOWN = 20.0  # shutdown_timeout of every process
 ROLLING = {
@@ -304,7 +304,7 @@ def test_a_rolling_restart_loses_nothing_and_sends_nothing_twice(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """SIGTERM to every API and worker process in turn while 6,000 messages flow: no
+    """SIGTERM to every API and worker process in turn while 10,000 messages flow: no
     client sees an error, nothing is claimed twice or handed over twice, every message
     ends once in its final status, every webhook is delivered."""
     if backend_name not in BACKENDS:
