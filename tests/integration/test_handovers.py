@@ -8,6 +8,7 @@ receipt writer puts them. Time is a hand-moved clock, so nothing waits.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import pytest
@@ -200,3 +201,22 @@ async def test_applying_receipts_never_sends(store: Store, account: Account) -> 
     assert carrier.sends == 0
     record = await store.get_message(scheduled)
     assert record is not None and record.progress.status is DS.SCHEDULED
+
+
+@pytest.mark.parametrize("parts", [2, 3, 5])
+async def test_receipts_for_the_parts_of_one_hand_over_written_at_once_end_it(
+    store: Store, account: Account, parts: int
+) -> None:
+    """Each part's receipt in its own transaction, all at once (a receipt batch beside
+    the receipts a hand-over's write takes afterwards): on PostgreSQL each used to see
+    the others' parts unanswered, mark its own, and none ended the hand-over — the
+    message waited for ever. The parts of a hand-over are locked while its outcome is
+    read, so the last transaction sees every answer."""
+    keys = tuple(f"p{n}" for n in range(parts))
+    message_id, _ = await _run(store, account, ids(*keys), ["send"])
+    ended = await asyncio.gather(
+        *(store.receipts.record("c1", [PartReceipt(CarrierId(k), D)], T0 + 1) for k in keys)
+    )
+    assert sorted(m for e in ended for m in e) == [message_id]
+    record = await store.get_message(message_id)
+    assert record is not None and record.progress.receipt is CS.DELIVERED

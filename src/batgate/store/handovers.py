@@ -21,7 +21,9 @@ while the transaction recording its part is still open, that transaction having
 looked for early receipts before the receipt committed. So each side looks again
 once it has committed (:meth:`Receipts.record` for the receipts it kept early,
 :meth:`Receipts.take_early` for the hand-overs just written): whichever commits
-last sees the other. On SQLite writers take turns and this never happens.
+last sees the other. And two transactions answering parts of one hand-over lock
+its parts while they read its outcome, so the later one sees the earlier one's
+answers. On SQLite writers take turns and none of this happens.
 
 Every statement covers a whole batch (one SELECT, then executemany writes), so
 the cost per receipt stays small at thousands a second.
@@ -66,6 +68,12 @@ _SIBLINGS = (
     .where(carrier_parts.c.connector == sa.bindparam("connector"))
     .where(carrier_parts.c.carrier_ref.in_(sa.bindparam("refs", expanding=True)))
 )
+# PostgreSQL: the parts locked, in one order, while a hand-over's outcome is read. Two
+# receipts' transactions for parts of one hand-over would otherwise each see the other
+# part unanswered, each mark its own, and neither end the hand-over; locked, the later
+# one waits, then reads the earlier one's mark (READ COMMITTED re-reads locked rows).
+_SIBLINGS_LOCKED = _SIBLINGS.order_by(carrier_parts.c.carrier_ref, carrier_parts.c.smsc_id)
+_SIBLINGS_LOCKED = _SIBLINGS_LOCKED.with_for_update()
 _FORGET_HANDOVER = (
     carrier_parts.delete()
     .where(carrier_parts.c.connector == sa.bindparam("b_connector"))
@@ -293,8 +301,9 @@ async def _outcomes(
             several[part.carrier_ref] = part.message_id
     if several:
         statuses: dict[str, list[ChannelStatus | None]] = {ref: [] for ref in several}
+        siblings = _SIBLINGS_LOCKED if conn.dialect.name == "postgresql" else _SIBLINGS
         for chunk in _chunks(several):
-            rows = await conn.execute(_SIBLINGS, {"connector": connector, "refs": chunk})
+            rows = await conn.execute(siblings, {"connector": connector, "refs": chunk})
             for smsc_id, ref, status in rows:
                 now_got = got.get(smsc_id)
                 statuses[ref].append(now_got or (None if status is None else ChannelStatus(status)))
