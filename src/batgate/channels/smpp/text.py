@@ -60,8 +60,6 @@ _TO_SEPTETS: Final[dict[int, bytes]] = {
     **{ord(c): bytes((i,)) for i, c in enumerate(_BASIC) if i != _ESCAPE},
     **{ord(c): bytes((_ESCAPE, code)) for c, code in _EXTENSION.items()},
 }
-_FROM_BASIC: Final = {i: c for i, c in enumerate(_BASIC) if i != _ESCAPE}
-_FROM_EXTENSION: Final = {code: c for c, code in _EXTENSION.items()}
 
 # (whole message, one part of several) in units, per header: GSM-7 septets,
 # Latin-1 octets, UCS-2 code units. The 8-bit UDH (6 octets) costs 7 septets, 6
@@ -194,27 +192,3 @@ def pack_septets(septets: bytes, fill: int = 0) -> bytes:
         # fills them with CR, which a receiver drops.
         value |= 0x0D << bits
     return value.to_bytes(size, "little")
-
-
-def unpack_septets(octets: bytes, count: int | None = None, fill: int = 0) -> bytes:
-    """The septets packed in `octets` (after `fill` bits); `count` of them, or as many
-    as fit (a trailing zero septet from padding then has to be ignored by the caller)."""
-    value = int.from_bytes(octets, "little") >> fill
-    available = (len(octets) * 8 - fill) // 7
-    n = available if count is None else min(count, available)
-    return bytes((value >> (7 * i)) & 0x7F for i in range(n))
-
-
-def gsm7_decode(septets: bytes) -> str:
-    """Septets (one per octet) → text; an escape before an unknown code reads as a space."""
-    out: list[str] = []
-    escaped = False
-    for septet in septets:
-        if escaped:
-            out.append(_FROM_EXTENSION.get(septet, " "))
-            escaped = False
-        elif septet == _ESCAPE:
-            escaped = True
-        else:
-            out.append(_FROM_BASIC.get(septet, "?"))
-    return "".join(out)
