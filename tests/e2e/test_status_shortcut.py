@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -221,5 +222,54 @@ def test_a_client_that_does_not_read_its_answers_is_made_to_wait_and_gets_them_i
             assert (status, headers["x-request-id"]) == (200, f"n{n}")
         sender.join(20)
         assert not sender.is_alive()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("odd", ["%00", "%C3%A9", "a%20b", "x%0Ay", "%FF%FE"])
+def test_ids_that_cannot_be_ours_are_unknown_and_harm_no_other_lookup(
+    fast_server, account, message_id, odd
+):
+    """A NUL or a stray byte in an id would fail a database query (on PostgreSQL the
+    one shared by every lookup of the same moment): it is answered 404 unread."""
+    conn = Connection(fast_server.port)
+    try:
+        conn.send(
+            get(f"/bat/message/{odd}", account.api_key)
+            + get(f"/bat/message/{message_id}", account.api_key)
+        )
+        status, _, body = conn.answer()
+        assert status == 404, body
+        assert json.loads(body)["error"]["code"] == "NOT_FOUND"
+        status, _, body = conn.answer()
+        assert (status, json.loads(body)["messageId"]) == (200, message_id)
+    finally:
+        conn.close()
+
+
+def test_a_request_after_a_direct_answer_is_not_cut_by_the_keep_alive_timer(
+    start_server, tmp_path, backend, databases
+):
+    """A lookup answered at once arms the connection's keep-alive timer (1 s here);
+    a send that follows in the same read, its body 2 s late, still gets its answer."""
+    settings = {"BATGATE_HTTP__KEEP_ALIVE": "1", "BATGATE_HTTP__BODY_TIMEOUT": "10"}
+    server = start_server(tmp_path, settings, databases.url(backend, tmp_path))
+    account = server.create_account("keepalive")
+    sent = server.send_one(account, SMS)
+    server.status(account, sent["messageId"])  # the key is cached from here on
+    body = json.dumps({"messages": [SMS]}).encode()
+    send_head = (
+        f"POST /bat/messagelist HTTP/1.1\r\nHost: t\r\nX-Authorization-Key: {account.api_key}"
+        f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    conn = Connection(server.port)
+    try:
+        conn.send(get(f"/bat/message/{sent['messageId']}", account.api_key) + send_head)
+        assert conn.answer()[0] == 200
+        time.sleep(2.0)  # past the keep-alive time: the send is under way, not idle
+        conn.send(body)
+        status, _, answer = conn.answer()
+        assert status == 200, answer
+        assert json.loads(answer)["messages"][0]["status"] == "accepted"
     finally:
         conn.close()

@@ -79,3 +79,24 @@ async def test_a_cancelled_read_leaves_the_others_their_answers() -> None:
     gone.cancel()
     assert await kept == (2, "doc b")
     assert gone.cancelled()
+
+
+async def test_a_key_the_database_refuses_fails_alone() -> None:
+    """A batch whose query fails is read again key by key: only the bad key's reader
+    gets the error (on PostgreSQL a NUL in an id fails the whole statement)."""
+
+    class Picky(Table):
+        async def fetch_many(self, keys: list[Any]) -> Sequence[tuple[Any, ...]]:
+            self.queries.append(keys)
+            if "bad\0" in keys:
+                raise ValueError("invalid byte sequence")
+            return [TABLE[k] for k in keys if k in TABLE]
+
+    table = Picky()
+    reads = SharedReads(table.fetch_many)
+    answers = await asyncio.gather(
+        reads.read("a"), reads.read("bad\0"), reads.read("b"), return_exceptions=True
+    )
+    assert answers[0] == (1, "doc a") and answers[2] == (2, "doc b")
+    assert isinstance(answers[1], ValueError)
+    assert table.queries[0] == ["a", "bad\0", "b"] and len(table.queries) == 4

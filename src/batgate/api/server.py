@@ -101,6 +101,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # A request has begun: the connection is not idle. (uvicorn stops the keep-alive
+        # timer only as data arrives; a direct answer arms it in the middle of the data,
+        # and a request that follows in the same read must not run with it counting.)
+        self._unset_keepalive_if_required()
         self._answered = False
         self._in_head = True
         self._header_count = self._url_bytes = 0

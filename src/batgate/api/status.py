@@ -113,7 +113,7 @@ class StatusService:
             if hit[0] != account_id:
                 raise _unknown(message_id)
             return hit[1]
-        if len(message_id) > 64:
+        if not _plausible(message_id):
             raise _unknown(message_id)
         found = self._store.status_document_now(message_id)
         if found is False:
@@ -132,7 +132,7 @@ class StatusService:
             if hit[0] != account_id:
                 raise _unknown(message_id)
             return hit[1]
-        found = await self._store.status_document(message_id) if len(message_id) <= 64 else None
+        found = await self._store.status_document(message_id) if _plausible(message_id) else None
         if found is None or found[0] != account_id:
             raise _unknown(message_id)
         return self._keep(message_id, account_id, found[1])
@@ -149,7 +149,7 @@ class StatusService:
             hit = self._final.get(message_id)
             if hit is not None:
                 found[message_id] = hit[1] if hit[0] == account_id else None
-            elif len(message_id) <= 64:
+            elif _plausible(message_id):
                 wanted.append(message_id)
             else:
                 found[message_id] = None
@@ -216,6 +216,14 @@ def _entry(message_id: str, body: bytes | None) -> orjson.Fragment | dict[str, A
         return orjson.Fragment(body)
     error = _unknown(message_id)
     return {"messageId": message_id, "error": {"code": error.code, "message": error.message}}
+
+
+def _plausible(message_id: str) -> bool:
+    """Whether `message_id` could be one of ours (ASCII letters and digits, at most 64):
+    anything else is answered "not found" without asking the database, where a NUL
+    or a stray byte would fail the query (and, on PostgreSQL, every lookup that
+    shares it: store.shared_reads)."""
+    return len(message_id) <= 64 and message_id.isascii() and message_id.isalnum()
 
 
 def _unprocessable(message: str) -> ApiError:

@@ -23,19 +23,22 @@ class SharedReads:
     def __init__(self, fetch_many: FetchMany) -> None:
         self._fetch_many = fetch_many
         self._waiting: dict[Any, list[asyncio.Future[Row | None]]] = {}
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # a flush is scheduled
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def read(self, key: Any) -> Row | None:
         """The row of `key` without its key, or None when there is none."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Row | None] = loop.create_future()
-        if not self._waiting:
+        if self._flush_on is not loop:
+            # (A flush scheduled on a loop that stopped before it ran never will.)
+            self._waiting, self._flush_on = {}, loop
             loop.call_soon(self._flush)
         self._waiting.setdefault(key, []).append(future)
         return await future
 
     def _flush(self) -> None:
-        waiting, self._waiting = self._waiting, {}
+        waiting, self._waiting, self._flush_on = self._waiting, {}, None
         task = asyncio.ensure_future(self._answer(waiting))
         self._tasks.add(task)  # kept until done: the loop holds tasks only weakly
         task.add_done_callback(self._tasks.discard)
@@ -44,6 +47,9 @@ class SharedReads:
         try:
             rows = await self._fetch_many(list(waiting))
         except Exception as exc:
+            if len(waiting) > 1:  # one bad key must not fail the others: each alone
+                await asyncio.gather(*(self._answer({k: f}) for k, f in waiting.items()))
+                return
             for future in _pending(waiting):
                 future.set_exception(exc)
             return
