@@ -50,30 +50,22 @@ class Retention:
 
     async def notes(self, before: float, limit: int) -> int:
         """Notes of failed attempts and ended steps older than `before`."""
-        old = (
-            sa.select(message_notes.c.id)
-            .where(message_notes.c.at < before)
-            .order_by(message_notes.c.at)
-            .limit(limit)
-        )
-        async with self.db.writer.begin() as conn:
-            ids = list((await conn.execute(old)).scalars())
-            if ids:
-                await conn.execute(message_notes.delete().where(message_notes.c.id.in_(ids)))
-        return len(ids)
+        return await self._oldest_gone(message_notes, message_notes.c.at, before, limit)
 
     async def attempts(self, before: float, limit: int) -> int:
         """Webhook attempts older than `before` (of events that stay: a pending one's)."""
-        old = (
-            sa.select(webhook_attempts.c.id)
-            .where(webhook_attempts.c.at < before)
-            .order_by(webhook_attempts.c.at)
-            .limit(limit)
-        )
+        return await self._oldest_gone(webhook_attempts, webhook_attempts.c.at, before, limit)
+
+    async def _oldest_gone(
+        self, table: sa.Table, at: sa.Column[float], before: float, limit: int
+    ) -> int:
+        """Up to `limit` rows of `table` whose `at` is before `before`, oldest first,
+        deleted in one transaction; how many."""
+        old = sa.select(table.c.id).where(at < before).order_by(at).limit(limit)
         async with self.db.writer.begin() as conn:
             ids = list((await conn.execute(old)).scalars())
             if ids:
-                await conn.execute(webhook_attempts.delete().where(webhook_attempts.c.id.in_(ids)))
+                await conn.execute(table.delete().where(table.c.id.in_(ids)))
         return len(ids)
 
     async def idempotency_keys(self, before: float, limit: int) -> int:
