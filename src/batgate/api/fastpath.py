@@ -115,8 +115,8 @@ class FastPath:
                 status, body, extra = await answer_later(
                     self._gate, self._statuses, headers, address, message_id, now
                 )
-            start = {"type": "http.response.start", "status": status}
-            await send(start | {"headers": _headers(body, info, extra)})
+            out = _headers(body, info, extra)
+            await send({"type": "http.response.start", "status": status, "headers": out})
             await send({"type": "http.response.body", "body": body})
         finally:
             self._done(status, started, info)
