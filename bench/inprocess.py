@@ -141,15 +141,17 @@ def _one_request(
     app: Any, scope: dict[str, Any], receive: Any, send: Any, way: str
 ) -> Callable[[], Awaitable[Any]]:
     """One request the way asked: through the ASGI app, or as api.server's shortcut
-    calls the app (`respond_now`, SQLite), without the HTTP protocol around it."""
+    calls the app (`respond_now`), without the HTTP protocol around it."""
     if way == "asgi":
         return lambda: app(scope, receive, send)
-    if not getattr(app, "answers_now", False):
-        raise SystemExit("--way direct: this version of batgate has no shortcut here")
+    if not hasattr(app, "respond_now"):
+        raise SystemExit("--way direct: this version of batgate has no shortcut")
     headers, message_id = scope["headers"], scope["path"].rsplit("/", 1)[1]
 
     async def direct() -> Any:
-        response = app.respond_now(headers, message_id)
+        response = app.respond_now(headers, message_id, True)
+        if isinstance(response, asyncio.Future):
+            response = await response
         if response is None or response[0] != 200:
             raise RuntimeError(f"the shortcut did not answer 200: {response}")
         return response

@@ -273,3 +273,58 @@ def test_a_request_after_a_direct_answer_is_not_cut_by_the_keep_alive_timer(
         assert json.loads(answer)["messages"][0]["status"] == "accepted"
     finally:
         conn.close()
+
+
+# (id, what follows a direct lookup in the same write, the status it gets)
+FOLLOWERS: list[tuple[str, Callable[[str], bytes], int]] = [
+    ("too many headers", lambda k: get("/healthz", k, *[f"X-N{n}: v" for n in range(101)]), 431),
+    ("a target too long", lambda k: get("/healthz?" + "q" * 9000, k), 414),
+    ("not HTTP", lambda k: b"NOT HTTP AT ALL\r\n\r\n", 400),
+]
+
+
+@pytest.mark.parametrize(
+    ("follow", "status"), [f[1:] for f in FOLLOWERS], ids=[f[0] for f in FOLLOWERS]
+)
+def test_an_answer_held_for_the_turn_is_written_before_a_refusal(
+    fast_server, account, message_id, follow, status
+):
+    """The lookup's answer comes first, then the refusal, then the close: whether the
+    lookup was answered directly (its answer held to the end of the event loop's turn)
+    or the ordinary way (its answer still being made when the refusal was decided)."""
+    conn = Connection(fast_server.port)
+    try:
+        conn.send(get(f"/bat/message/{message_id}", account.api_key) + follow(account.api_key))
+        got, _, body = conn.answer()
+        assert (got, json.loads(body)["messageId"]) == (200, message_id)
+        got, _, body = conn.answer()
+        assert got == status, body
+        assert conn.closed()
+    finally:
+        conn.close()
+
+
+def test_lookups_on_many_connections_in_one_turn_each_get_their_own_answer(
+    fast_server, account, message_id
+):
+    """Sixty-four connections, their lookups sent before any answer is read (the server
+    reads several in one turn and writes their answers together): every connection
+    gets exactly its own answer, with its request id, and nothing more."""
+    conns = [Connection(fast_server.port) for _ in range(64)]
+    try:
+        for round_ in range(3):
+            for n, conn in enumerate(conns):
+                conn.send(
+                    get(
+                        f"/bat/message/{message_id}",
+                        account.api_key,
+                        f"X-Request-Id: c{n}-{round_}",
+                    )
+                )
+            for n, conn in enumerate(conns):
+                status, headers, _ = conn.answer()
+                assert (status, headers["x-request-id"]) == (200, f"c{n}-{round_}")
+                assert conn.buffer == b""
+    finally:
+        for conn in conns:
+            conn.close()

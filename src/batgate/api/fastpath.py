@@ -5,7 +5,7 @@ this answers `GET /bat/message/{id}` straight from the ASGI scope with the same
 services the FastAPI route uses (which stays, for the OpenAPI document and for
 anything this layer passes on). Everything else goes to FastAPI untouched.
 `respond_now` is the same answer for api.server's shortcut, which calls it as a
-request's head arrives (SQLite, key cached) and writes what it returns.
+request's head arrives (key cached) and writes what it returns.
 
 It also does, for its route, what api/telemetry.py does for FastAPI's: the
 request id (taken from `X-Request-Id` or made, echoed in the response, on every
@@ -15,6 +15,7 @@ child is bound once, never a `.labels()` per request); see docs/operations.md.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -22,6 +23,7 @@ from typing import Any
 
 from batgate.api.gate import Gate, client_address
 from batgate.api.status import StatusService, answer_later, answer_now
+from batgate.domain.records import Account
 from batgate.observability.logs import ACCESS, log_access
 from batgate.observability.metrics import RouteTimer
 from batgate.observability.requests import (
@@ -76,29 +78,48 @@ class FastPath:
             return
         await self._app(scope, receive, send)
 
-    @property
-    def answers_now(self) -> bool:
-        """Whether `respond_now` answers every status lookup whose credentials are in
-        the cache (SQLite, read at once); api.server then answers them itself."""
-        return self._statuses.renders_now
-
-    def respond_now(self, raw_headers: RawHeaders, message_id: str) -> Response | None:
-        """The whole response to `GET /bat/message/{message_id}` when it can be given at
-        once (`answer_now`), for api.server to write straight to the connection; None:
-        the request goes the ASGI way. With the request id, metrics and access log."""
+    def respond_now(
+        self, raw_headers: RawHeaders, message_id: str, can_wait: bool
+    ) -> Response | asyncio.Future[Response] | None:
+        """The whole response to `GET /bat/message/{message_id}`, for api.server to write
+        straight to the connection: at once when it can be given at once
+        (`answer_now`), else, if the caller `can_wait` and the key was admitted at once,
+        a future of it (a task that awaits the store's read, on PostgreSQL shared with
+        the other lookups of the moment). None: the request goes the ASGI way (which
+        admits it: nothing is counted here first). With the request id, metrics and
+        access log."""
+        if not can_wait and not self._statuses.renders_now:
+            return None
         started = time.perf_counter()
         headers = _wanted(raw_headers)
         info = RequestInfo(request_id_from(headers.get(HEADER)))
         token = current.set(info)
         try:
             now = answer_now(self._gate, self._statuses, headers, message_id)
-            if not isinstance(now, tuple):
-                return None  # not admitted at once (an Account only where reads wait)
-            status, body, extra = now
-            self._done(status, started, info)
-            return status, _headers(body, info, extra), body
+            if isinstance(now, tuple):
+                status, body, extra = now
+                self._done(status, started, info)
+                return status, _headers(body, info, extra), body
+            if now is None:
+                return None  # not admitted at once: the ASGI way knows the client's address
+            # The task copies the context now, while `current` holds this request's info.
+            return asyncio.ensure_future(self._later(headers, message_id, now, started, info))
         finally:
             current.reset(token)
+
+    async def _later(
+        self,
+        headers: dict[str, str],
+        message_id: str,
+        account: Account,
+        started: float,
+        info: RequestInfo,
+    ) -> Response:
+        status, body, extra = await answer_later(
+            self._gate, self._statuses, headers, "-", message_id, account
+        )
+        self._done(status, started, info)
+        return status, _headers(body, info, extra), body
 
     async def _status(self, scope: Scope, send: Send, message_id: str) -> None:
         started = time.perf_counter()

@@ -8,14 +8,25 @@ uvicorn's httptools protocol, with the limits it lacks (docs/security.md):
   connection, for its first request), the body within `body_timeout` of the head:
   a slow client is answered 408 (or, mid-body, cut off) and its connection closed;
 - what the parser refuses is answered in the SPEC's error shape (400), not
-  uvicorn's plain text.
+  uvicorn's plain text, after the answers to the requests before it on the
+  connection (pipelined ones included), and the connection is closed.
 
-And one shortcut: a plain `GET /bat/message/{id}` that the app can answer at once
-(`Direct`: api.fastpath's `respond_now`, on SQLite with the key in the cache) is
-answered right here, as its head arrives, in one write: no task, no ASGI messages.
-Anything else about the request (a body, `Expect`, HTTP/1.0, `Connection: close`,
-an escaped or odd path, a response still being written on the connection, a client
-not reading its answers) sends it the ordinary way, through uvicorn and the app.
+And one shortcut: a plain `GET /bat/message/{id}` whose key the app knows (`Direct`:
+api.fastpath's `respond_now`) is answered right here, as its head arrives, without
+uvicorn's request cycle or ASGI messages: at once on SQLite (or from the cache of
+final answers), else when the app's read is done (on PostgreSQL, one query shared
+by the lookups of the moment), and only if the request was all the connection had
+sent (what the client sends meanwhile is held, unread, until the answer is out).
+
+Its answer is written in one write once the event loop has handled everything it
+read in this turn, together with the other connections' answers of the turn
+(`_DueAnswers`): written one by one between reads, each answer woke the sleeping
+client on its own, which cost more than the lookup. A connection holds at most one
+answer due; anything else that happens on it first writes that answer (the next
+request's head, a refusal, a shutdown), so answers keep their order. Anything else
+about the request (a body, `Expect`, HTTP/1.0, `Connection: close`, an escaped or
+odd path, a response still being written on the connection, a client not reading
+its answers) sends it the ordinary way, through uvicorn and the app.
 
 The body's size is limited by the routes before they read it (`max_body_bytes`).
 Idle keep-alive connections are closed by uvicorn after `timeout_keep_alive`.
@@ -25,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -44,9 +56,10 @@ _REASONS = {
 
 
 RawHeaders = list[tuple[bytes, bytes]]
-# The whole response to a status lookup when the app can give it at once, else None:
-# (request headers, message id) -> (status, headers, body).
-Direct = Callable[[RawHeaders, str], tuple[int, RawHeaders, bytes] | None]
+Response = tuple[int, RawHeaders, bytes]  # status, headers, body
+# The whole response to a status lookup, or a future of it, or None (the ordinary way):
+# (request headers, message id, whether the connection may wait for it) -> response.
+Direct = Callable[[RawHeaders, str, bool], Response | asyncio.Future[Response] | None]
 _STATUS_PREFIX = b"/bat/message/"
 # Request headers that make a request more than a plain GET: it goes the ordinary way.
 _NOT_PLAIN = frozenset((b"content-length", b"transfer-encoding", b"expect", b"upgrade"))
@@ -56,6 +69,37 @@ class _Refused(Exception):
     """Raised in a parser callback to stop parsing; the refusal is on the protocol."""
 
 
+class _DueAnswers:
+    """The direct answers of one event loop not written yet: written together once the
+    loop has run the callbacks of what it read (one `call_soon` per turn)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._due: list[LimitedHttpProtocol] = []
+
+    def add(self, protocol: LimitedHttpProtocol) -> None:
+        self._due.append(protocol)
+        if len(self._due) == 1:
+            self._loop.call_soon(self._write_all)
+
+    def _write_all(self) -> None:
+        due, self._due = self._due, []
+        for protocol in due:
+            protocol.write_due_answer()
+
+
+_DUE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _DueAnswers] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _due_answers(loop: asyncio.AbstractEventLoop) -> _DueAnswers:
+    due = _DUE.get(loop)
+    if due is None:
+        due = _DUE[loop] = _DueAnswers(loop)
+    return due
+
+
 class LimitedHttpProtocol(HttpToolsProtocol):
     limits: HttpSettings = HttpSettings()
     direct: Direct | None = None  # set by protocol_class
@@ -63,6 +107,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._answered = False  # the request being parsed was answered directly
+        self._answer_due: bytes | None = None  # a direct answer not written yet
+        self._refusal_due: bytes | None = None  # a refusal waiting for earlier answers
+        self._awaited: asyncio.Future[Response] | None = None  # a direct answer being made
+        self._held: list[bytes] = []  # what the client sent meanwhile, unread
+        self._close_after_answer = False  # the server is shutting down
+        self._alone = False  # the data being parsed is one whole request head
         self._in_head = True
         self._head_bytes = 0
         self._header_count = 0
@@ -74,19 +124,35 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._loop_answers = _due_answers(self.loop)
         self._arm(self.limits.header_timeout, "the request head")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._answer_due = None
+        self._held.clear()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        if self._awaited is not None:
+            self._close_after_answer = True  # uvicorn waits for the connection to close
+            return
+        self.write_due_answer()
+        super().shutdown()
 
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:
             return  # answered already; the connection is closing
+        if self._awaited is not None:
+            self._held.append(data)  # parsed once the answer being made is written
+            self.flow.pause_reading()
+            return
+        self._alone = False
         if self._in_head:
             # Only the head's bytes count (httptools keeps a header line whole in memory
             # until it ends, so this is checked before it parses): up to the blank line.
             end = data.find(b"\r\n\r\n")
+            self._alone = self._head_bytes == 0 and end == len(data) - 4
             self._head_bytes += len(data) if end < 0 else end + 4
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(
@@ -100,6 +166,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     # -- the parser's callbacks ------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.write_due_answer()  # the previous request's, before this one goes on
         super().on_message_begin()
         # A request has begun: the connection is not idle. (uvicorn stops the keep-alive
         # timer only as data arrives; a direct answer arms it in the middle of the data,
@@ -147,7 +214,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     # -- the shortcut ----------------------------------------------------------------------
 
     def _answer_directly(self) -> bool:
-        """Answer a plain status lookup here, if the app can at once; False: it cannot."""
+        """Answer a plain status lookup here, if the app can; False: it cannot."""
         direct = self.direct
         if (
             direct is None
@@ -169,19 +236,58 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return False
         if any(name in _NOT_PLAIN for name, _ in self.headers):
             return False
-        response = direct(self.headers, message_id.decode("ascii"))
+        # Nothing else may be parsed while an answer is being made: only a request that
+        # came alone may wait for one.
+        response = direct(self.headers, message_id.decode("ascii"), self._alone)
         if response is None:
             return False
+        self._answered = True
+        if isinstance(response, asyncio.Future):
+            self._awaited = response
+            response.add_done_callback(self._answer_made)
+        else:
+            self._hold_answer(response)
+        return True
+
+    def _answer_made(self, made: asyncio.Future[Response]) -> None:
+        self._awaited = None
+        if self.transport.is_closing():
+            return
+        if made.cancelled() or made.exception() is not None:
+            if not made.cancelled():  # answer_later answers its own failures: a bug
+                log.error("a status lookup failed", exc_info=made.exception())
+            self.transport.close()
+            return
+        self._hold_answer(made.result())
+
+    def _hold_answer(self, response: Response) -> None:
         status, headers, body = response
         head = [STATUS_LINE[status]]
         for name, value in (*self.server_state.default_headers, *headers):
             head += (name, b": ", value, b"\r\n")
         head.append(b"\r\n")
         head.append(body)
-        self.transport.write(b"".join(head))
-        self._answered = True
+        self._answer_due = b"".join(head)
+        self._loop_answers.add(self)
+
+    def write_due_answer(self) -> None:
+        """Write the direct answer this connection holds, if any; the response is then
+        complete (uvicorn starts a pipelined request or the keep-alive timer), and what
+        the client sent while it was being made is parsed."""
+        answer = self._answer_due
+        if answer is None:
+            return
+        self._answer_due = None
+        if self.transport.is_closing():
+            return
+        self.transport.write(answer)
         self.on_response_complete()
-        return True
+        if self._close_after_answer:
+            self.transport.close()
+        elif self._held:
+            held = b"".join(self._held)
+            self._held.clear()
+            self.data_received(held)
 
     # -- answers -------------------------------------------------------------------------
 
@@ -203,6 +309,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def _answer(self, status: int, code: str, message: str) -> None:
         self._disarm()
+        self.write_due_answer()
         if self.transport.is_closing():
             return
         body = error_body(code, message)
@@ -215,9 +322,24 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             b"content-length: %d\r\n" % len(body),
             b"connection: close\r\n\r\n",
         ]
+        log.info("refused a request from %s: %d %s", _peer(self.client), status, message)
+        if self.pipeline or (self.cycle is not None and not self.cycle.response_complete):
+            # Requests before this one are still being answered: the refusal follows them.
+            self._refusal_due = b"".join(head) + body
+            return
         self.transport.write(b"".join(head) + body)
         self.transport.close()
-        log.info("refused a request from %s: %d %s", _peer(self.client), status, message)
+
+    def on_response_complete(self) -> None:
+        refusal = self._refusal_due
+        if refusal is None or self.pipeline:
+            super().on_response_complete()
+            return
+        self._refusal_due = None
+        self.server_state.total_requests += 1
+        if not self.transport.is_closing():
+            self.transport.write(refusal)
+            self.transport.close()
 
     # -- slow clients ----------------------------------------------------------------------
 

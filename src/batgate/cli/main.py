@@ -109,7 +109,7 @@ def serve(
         # SIGTERM: requests under way get half the shutdown time, the engine the rest.
         timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout / 2)),
         # The connection's limits, and status lookups answered as they arrive (api.server).
-        http=protocol_class(settings.http, app.respond_now if app.answers_now else None),
+        http=protocol_class(settings.http, app.respond_now),
         timeout_keep_alive=int(settings.http.keep_alive),
         # batgate's own access log (observability.logs) replaces uvicorn's: it has
         # the request id and the route template; uvicorn's other lines go through
