@@ -12,12 +12,14 @@ import ipaddress
 import os
 import re
 import tomllib
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -119,6 +121,9 @@ class DispatcherSettings(BaseModel):
     # A message claimed again after its lease ran out more often than this (its worker
     # died holding it, or handling it raised) ends permanenterror, never claimed for ever.
     max_reclaims: int = Field(default=5, ge=1)
+    # How often each engine reads the operator's connector switches (drain, enable)
+    # and writes what it sees of each connector for `batgate connectors`.
+    connector_report_seconds: float = Field(default=2.0, gt=0)
 
 
 class WebhookSettings(BaseModel):
@@ -167,7 +172,8 @@ class MetricsSettings(BaseModel):
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 _CHANNELS = ("sms", "viber", "rcs", "flashcall")
-_SANDBOX_NAMES = ("simulator", "sandbox")
+SANDBOX_NAMES = ("simulator", "sandbox")
+_PREFIX = re.compile(r"\+[0-9]{1,15}")
 
 
 class SmppSettings(BaseModel):
@@ -210,11 +216,65 @@ class SmppSettings(BaseModel):
     validity_period: bool = True  # send the step's TTL as a relative validity period
     receipt_ids: Literal["auto", "same", "hex_to_decimal", "decimal_to_hex"] = "auto"
     unknown_status: Literal["processing", "delivered", "undeliverable"] = "processing"
+    # What this carrier charges by destination prefix ("" = any), for routes with
+    # strategy = "cheapest" (docs/carriers.md).
+    prices: dict[str, float] = Field(default_factory=dict)
+    # Its circuit opens after this many hand-overs in a row it could not take, and
+    # stays open (the connector skipped by routes with another) this many seconds.
+    circuit_errors: int = Field(default=5, ge=1)
+    circuit_cooldown: float = Field(default=30.0, gt=0)
+
+    @field_validator("prices")
+    @classmethod
+    def _price_prefixes(cls, prices: dict[str, float]) -> dict[str, float]:
+        for prefix, price in prices.items():
+            if prefix and not _PREFIX.fullmatch(prefix):
+                raise ValueError(f"{prefix!r}: a price's prefix is '+' and digits, or \"\" for any")
+            if price < 0:
+                raise ValueError(f"{prefix!r}: a price is not negative (got {price})")
+        return prices
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> SmppSettings:
         if self.reconnect_max_delay < self.reconnect_delay:
             raise ValueError("reconnect_max_delay must not be shorter than reconnect_delay")
+        return self
+
+
+class RouteRule(BaseModel):
+    """One `[[routes]]` table (SPEC §9, docs/carriers.md): the first rule that matches
+    a hand-over gives the connectors to try, in the order its strategy says."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connectors: list[str] = Field(min_length=1)
+    channels: list[Literal["sms", "viber", "rcs", "flashcall"]] = Field(default_factory=list)
+    prefixes: list[str] = Field(default_factory=list)
+    accounts: list[str] = Field(default_factory=list)
+    strategy: Literal["failover", "weighted", "cheapest"] = "failover"
+    weights: list[float] = Field(default_factory=list)
+
+    @field_validator("prefixes")
+    @classmethod
+    def _prefixes(cls, prefixes: list[str]) -> list[str]:
+        for prefix in prefixes:
+            if not _PREFIX.fullmatch(prefix):
+                raise ValueError(f"{prefix!r}: a destination prefix is '+' and 1–15 digits")
+        return prefixes
+
+    @model_validator(mode="after")
+    def _weights_fit(self) -> RouteRule:
+        if self.strategy != "weighted":
+            if self.weights:
+                raise ValueError('weights go with strategy = "weighted"')
+            return self
+        if len(self.weights) != len(self.connectors):
+            raise ValueError(
+                f'strategy = "weighted" needs one weight per connector '
+                f"({len(self.connectors)}), got {len(self.weights)}"
+            )
+        if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+            raise ValueError("weights are not negative, and at least one is above 0")
         return self
 
 
@@ -276,11 +336,15 @@ class Settings(BaseSettings):
             "flashcall": "simulator",
         }
     )
-    # Carriers' connectors by name ([connectors.NAME]) and which serves each channel:
-    # `routes` (channel → connector name) overrides `channels`; unrouted channels
-    # stay on the sandbox.
+    # Carriers' connectors by name ([connectors.NAME]) and which take each hand-over:
+    # `[[routes]]` rules (SPEC §9), or the earlier form `[routes] sms = "NAME"`
+    # (channel → connector name), which overrides `channels`; what no rule routes
+    # goes to the channel's connector in `channels`, by default the sandbox.
     connectors: dict[str, SmppSettings] = Field(default_factory=dict)
-    routes: dict[str, str] = Field(default_factory=dict)
+    routes: Annotated[
+        Annotated[list[RouteRule], Tag("rules")] | Annotated[dict[str, str], Tag("table")],
+        Discriminator(lambda value: "table" if isinstance(value, dict) else "rules"),
+    ] = Field(default_factory=dict)
     rates: list[RateEntry] = Field(default_factory=_default_rates)
     fx: dict[str, float] = Field(default_factory=_default_fx)
     # Logs: JSON lines, or text; "auto" is text on a terminal and JSON otherwise.
@@ -322,27 +386,54 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _routes_known(self) -> Settings:
+    def _connector_names(self) -> Settings:
         for name in self.connectors:
             if not _NAME.fullmatch(name):
                 raise ValueError(
                     f"connectors.{name}: a connector name is 1–32 letters, digits, '_', '-' or '.'"
                 )
-            if name in _SANDBOX_NAMES:
+            if name in SANDBOX_NAMES:
                 raise ValueError(f"connectors.{name}: the name {name!r} is the sandbox's")
-        declared = ", ".join(sorted(self.connectors)) or "none"
-        for table, mapping in (("channels", self.channels), ("routes", self.routes)):
+        return self
+
+    @model_validator(mode="after")
+    def _routes_known(self) -> Settings:
+        tables = [("channels", self.channels)]
+        if isinstance(self.routes, dict):
+            tables.append(("routes", self.routes))
+        for table, mapping in tables:
             for channel, name in mapping.items():
                 if channel not in _CHANNELS:
                     raise ValueError(
                         f"{table}.{channel}: not a channel (channels: {', '.join(_CHANNELS)})"
                     )
-                if name not in self.connectors and name not in _SANDBOX_NAMES:
-                    raise ValueError(
-                        f"{table}.{channel}: no connector named {name!r} (declared in "
-                        f"[connectors]: {declared}; or 'sandbox')"
-                    )
+                self._declared(f"{table}.{channel}", name)
+        for number, rule in enumerate(self.route_rules()):
+            for name in rule.connectors:
+                self._declared(f"routes.{number}.connectors", name)
+            if len(set(rule.connectors)) != len(rule.connectors):
+                raise ValueError(f"routes.{number}.connectors: a connector is listed twice")
+            priced = [
+                n for n in rule.connectors if n in self.connectors and self.connectors[n].prices
+            ]
+            if rule.strategy == "cheapest" and not priced:
+                raise ValueError(
+                    f'routes.{number}.strategy: "cheapest" needs prices: none of '
+                    f"{', '.join(rule.connectors)} has a [connectors.NAME.prices] table"
+                )
         return self
+
+    def _declared(self, key: str, name: str) -> None:
+        if name not in self.connectors and name not in SANDBOX_NAMES:
+            declared = ", ".join(sorted(self.connectors)) or "none"
+            raise ValueError(
+                f"{key}: no connector named {name!r} (declared in [connectors]: "
+                f"{declared}; or 'sandbox')"
+            )
+
+    def route_rules(self) -> list[RouteRule]:
+        """The `[[routes]]` rules, in order (none with the earlier `[routes]` form)."""
+        return self.routes if isinstance(self.routes, list) else []
 
     @model_validator(mode="after")
     def _smpp_sends_within_lease(self) -> Settings:
@@ -359,9 +450,11 @@ class Settings(BaseSettings):
         return self
 
     def connector_for(self, channel: str) -> str:
-        """The name of the connector serving `channel` ("sandbox" for the sandbox)."""
-        name = self.routes.get(channel) or self.channels.get(channel, "sandbox")
-        return "sandbox" if name in _SANDBOX_NAMES else name
+        """The name of the connector serving `channel` when no `[[routes]]` rule
+        matches ("sandbox" for the sandbox)."""
+        earlier = self.routes.get(channel) if isinstance(self.routes, dict) else None
+        name = earlier or self.channels.get(channel, "sandbox")
+        return "sandbox" if name in SANDBOX_NAMES else name
 
     @model_validator(mode="after")
     def _currencies_known(self) -> Settings:
@@ -408,7 +501,10 @@ def describe(exc: ValidationError) -> str:
     """One line per problem, each naming its key: `connectors.c1.port: …`."""
     lines = []
     for error in exc.errors(include_url=False):
-        key = ".".join(str(part) for part in error["loc"])
+        loc = error["loc"]
+        if loc[:1] == ("routes",) and loc[1:2] in (("rules",), ("table",)):
+            loc = loc[:1] + loc[2:]  # which form of `routes` it was: plain from the file
+        key = ".".join(str(part) for part in loc)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "not a known setting (a typo?)"

@@ -22,7 +22,7 @@ from peers_support import Peer, control, start_peer, stop_peer
 
 from batgate.channels.smpp.connector import SmppConnector
 from batgate.config import DispatcherSettings, Settings
-from batgate.domain.messages import Channel, MessageType, NewMessage, Step
+from batgate.domain.messages import MessageType, NewMessage, Step
 from batgate.domain.parts import sms_parts
 from batgate.domain.records import Account, MessageRecord
 from batgate.domain.status import ChannelStatus as CS
@@ -79,7 +79,7 @@ async def running(store: Store, connector: dict[str, Any]) -> AsyncIterator[Engi
 
 
 def smpp_of(engine: Engine) -> SmppConnector:
-    connector = engine.connectors[Channel.SMS]
+    connector = engine.connectors["carrier"]
     assert isinstance(connector, SmppConnector)
     return connector
 

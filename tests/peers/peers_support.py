@@ -59,24 +59,27 @@ class Peer:
         return self.stderr_path.read_text(errors="replace")
 
 
-def start_peer(script: str, args: list[str], log_dir: Path, attempts: int = 3) -> Peer:
-    """Start ``tests/peers/<script>`` on free ports and wait for its ``ready`` line.
+def start_peer(
+    script: str, args: list[str], log_dir: Path, attempts: int = 3, port: int | None = None
+) -> Peer:
+    """Start ``tests/peers/<script>`` on free ports (or its SMPP port on `port`: a peer
+    coming back where it was) and wait for its ``ready`` line.
 
     Tried again on other ports when it does not come up: a port found free can be
     taken by another process (another test run) before the peer binds it.
     """
     for attempt in range(1, attempts + 1):
         try:
-            return _start_peer(script, args, log_dir)
+            return _start_peer(script, args, log_dir, port)
         except RuntimeError:
-            if attempt == attempts:
+            if attempt == attempts or port is not None:
                 raise
     raise AssertionError("unreachable")
 
 
-def _start_peer(script: str, args: list[str], log_dir: Path) -> Peer:
-    port, control_port = free_port(), free_port()
-    stderr_path = log_dir / f"{Path(script).stem}-{port}.log"
+def _start_peer(script: str, args: list[str], log_dir: Path, port: int | None = None) -> Peer:
+    port, control_port = port or free_port(), free_port()
+    stderr_path = log_dir / f"{Path(script).stem}-{port}-{control_port}.log"
     stderr = stderr_path.open("w")
     command = [sys.executable, str(PEERS / script), "--port", str(port)]
     command += ["--control-port", str(control_port), *args]

@@ -18,7 +18,8 @@ from batgate.domain.records import MessageRecord
 from batgate.domain.retry import RetryPolicy
 from batgate.domain.status import ChannelStatus as CS
 from batgate.engine.changes import count_applied
-from batgate.engine.dispatcher import _count_claims, _send_label
+from batgate.engine.dispatcher import _count_claims
+from batgate.engine.switchboard import send_label
 from batgate.observability import metrics
 from batgate.observability.backlog import BacklogGauges
 from batgate.store.gauges import Backlog
@@ -245,7 +246,7 @@ def record(progress: Progress, *chain: Step) -> MessageRecord:
     ],
 )
 def test_send_label(result: SendResult, label: str) -> None:
-    assert _send_label(result) == label
+    assert send_label(result) == label
 
 
 def handed(chain: tuple[Step, ...], receipt: CS) -> MessageRecord:

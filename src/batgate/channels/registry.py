@@ -1,8 +1,8 @@
-"""The connectors by kind: one explicit dict. Config picks one per channel.
+"""The connectors by kind: one explicit dict; and the routes over them.
 
 The sandbox serves every channel nobody routed elsewhere; a carrier's connector is
-declared as a `[connectors.NAME]` table and routed with `[routes]` (see
-docs/configuration.md and docs/smpp.md).
+declared as a `[connectors.NAME]` table and routed with `[[routes]]` rules or the
+earlier `[routes]` table (SPEC §9, docs/carriers.md, docs/smpp.md).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from batgate.channels.base import Connector, ReceiptSink
 from batgate.channels.sandbox_http import RemoteSandbox
 from batgate.channels.simulator import Simulator
 from batgate.channels.smpp.connector import SmppConnector
-from batgate.config import Settings
+from batgate.config import SANDBOX_NAMES, Settings
 from batgate.domain.messages import Channel
 
 
@@ -36,17 +36,21 @@ CONNECTORS: dict[str, Callable[[Settings, str, ReceiptSink], Connector]] = {
 }
 
 
-def build_connectors(settings: Settings, receipts: ReceiptSink) -> dict[Channel, Connector]:
-    """One connector per channel, as configured; instances are shared between channels."""
+def build_connectors(settings: Settings, receipts: ReceiptSink) -> dict[str, Connector]:
+    """Every connector a hand-over may go to, by name ("sandbox" for the sandbox):
+    each channel's default and every connector of the `[[routes]]` rules."""
+    names = {settings.connector_for(channel.value) for channel in Channel}
+    for rule in settings.route_rules():
+        names.update(sandbox_named(name) for name in rule.connectors)
     built: dict[str, Connector] = {}
-    chosen: dict[Channel, Connector] = {}
-    for channel in Channel:
-        name = settings.connector_for(channel.value)
-        if name not in built:
-            kind = "sandbox" if name == "sandbox" else settings.connectors[name].kind
-            built[name] = CONNECTORS[kind](settings, name, receipts)
-        chosen[channel] = built[name]
-    return chosen
+    for name in sorted(names):
+        kind = "sandbox" if name == "sandbox" else settings.connectors[name].kind
+        built[name] = CONNECTORS[kind](settings, name, receipts)
+    return built
+
+
+def sandbox_named(name: str) -> str:
+    return "sandbox" if name in SANDBOX_NAMES else name
 
 
 async def start_connectors(connectors: Iterable[Connector]) -> None:

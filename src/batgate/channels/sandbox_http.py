@@ -209,14 +209,19 @@ class RemoteSandbox:
                 message.attempt,
                 exc,
             )
-            return Failed(f"no answer from the sandbox carrier: {exc!r}", retryable=True)
+            taken = not isinstance(exc, aiohttp.ClientConnectorError)  # it was sent
+            return Failed(
+                f"no answer from the sandbox carrier: {exc!r}", retryable=True, maybe_taken=taken
+            )
         if status != 200:
             # A 4xx says our submission was wrong: trying it again would not help.
             return Failed(f"sandbox carrier answered HTTP {status}", retryable=status >= 500)
         try:
             return result_from_json(orjson.loads(payload), self._clock())
         except (ValueError, KeyError, TypeError) as exc:
-            return Failed(f"sandbox carrier answered something unreadable: {exc!r}", True)
+            return Failed(
+                f"sandbox carrier answered something unreadable: {exc!r}", True, maybe_taken=True
+            )
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -13,7 +13,7 @@ import typer
 import uvicorn
 
 from batgate import __version__, heap
-from batgate.cli import accounts, messages, rates, sandbox, user, webhooks
+from batgate.cli import accounts, connectors, messages, rates, sandbox, user, webhooks
 from batgate.cli.common import (
     ConfigFile,
     DatabaseUrl,
@@ -41,6 +41,7 @@ app.add_typer(accounts.app, name="accounts")
 app.add_typer(rates.app, name="rates")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(messages.app, name="messages")
+app.add_typer(connectors.app, name="connectors")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command(rich_help_panel="Messages")(user.send)

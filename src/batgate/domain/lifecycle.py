@@ -101,9 +101,15 @@ def on_due(p: Progress, chain: Sequence[Step], now: float) -> Transition | Actio
 
 
 def on_sent(
-    p: Progress, result: SendResult, chain: Sequence[Step], retry: RetryPolicy, now: float
+    p: Progress,
+    result: SendResult,
+    chain: Sequence[Step],
+    retry: RetryPolicy,
+    now: float,
+    route: str | None = None,
 ) -> Transition:
-    """Apply what the channel answered when the current step was handed to it."""
+    """Apply what the channel answered when the current step was handed to it;
+    `route`: where a taken step went and why there, for its story."""
     if isinstance(result, Accepted):
         receipt = result.receipt
         if receipt is not None and receipt.at > p.deadline:
@@ -115,7 +121,8 @@ def on_sent(
             receipt=None if receipt is None else receipt.status,
             due_at=p.deadline if receipt is None else receipt.at,
         )
-        return Transition(progress, handed.entered)
+        notes = () if route is None else (Note(p.step, f"handed {route}"),)
+        return Transition(progress, handed.entered, notes)
     return _on_failed(p, result, chain, retry, now)
 
 

@@ -74,11 +74,16 @@ class Failed:
     now (its carrier is unreachable, or throttles us): the message waits that long
     and the wait is not counted as an attempt, so it waits as long as its TTL
     allows rather than running out of retries while the carrier is away.
+
+    `maybe_taken`: the carrier may have taken it all the same (a submit went
+    unanswered, or some of its parts were taken): it is tried again on the same
+    connector only, never handed to another carrier for the same step.
     """
 
     reason: str
     retryable: bool
     retry_after: float | None = None
+    maybe_taken: bool = False
 
 
 SendResult = Accepted | Failed

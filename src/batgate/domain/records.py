@@ -67,3 +67,21 @@ class MessageRecord:
     @property
     def current(self) -> Step:
         return self.chain[self.progress.step]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorReport:
+    """What one process sees of one connector: its state (`up`, `down`: not bound or
+    refused, `circuit-open`, `drained`), its bound links (None for a kind without),
+    hand-overs in flight, sent and failed in the last minute, and the last error."""
+
+    connector: str
+    state: str
+    links: int | None
+    in_flight: int
+    sent_minute: int
+    errors_minute: int
+    last_error: str | None
+    last_error_at: float | None
+    worker: str = ""
+    reported_at: float = 0.0

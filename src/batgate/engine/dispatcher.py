@@ -26,13 +26,14 @@ from batgate.channels.base import Connector, Outbound
 from batgate.config import DispatcherSettings
 from batgate.domain.lifecycle import Transition, on_due, on_sent, on_stuck
 from batgate.domain.messages import Channel
-from batgate.domain.outcomes import Accepted, Failed, SendResult
+from batgate.domain.outcomes import Accepted
 from batgate.domain.pricing import RateTable
 from batgate.domain.records import MessageRecord
 from batgate.domain.retry import RetryPolicy
 from batgate.engine.changes import Changes
 from batgate.engine.ratebook import RateBook
 from batgate.engine.receipts import Reconciler
+from batgate.engine.switchboard import Sent, Switchboard, send_label
 from batgate.observability import metrics
 from batgate.store.manager import Change, Store
 
@@ -47,7 +48,7 @@ class Dispatcher:
     def __init__(
         self,
         store: Store,
-        connectors: Mapping[Channel, Connector],
+        connectors: Mapping[Channel, Connector] | Switchboard,
         ratebook: RateBook,
         settings: DispatcherSettings,
         fx: Mapping[str, float],
@@ -56,7 +57,13 @@ class Dispatcher:
         reconciler: Reconciler | None = None,
     ) -> None:
         self._store = store
-        self._connectors = connectors
+        # Where hand-overs go: the routes, or (tests) one connector per channel.
+        self._switchboard = (
+            connectors
+            if isinstance(connectors, Switchboard)
+            else Switchboard.per_channel(connectors)
+        )
+        self._usernames: dict[int, str] = {}  # for routes that match accounts
         self._ratebook = ratebook
         self._settings = settings
         self._clock = clock
@@ -121,6 +128,8 @@ class Dispatcher:
             return 0
         _count_claims(records, now)
         self._note_reclaims(records)
+        if self._switchboard.uses_accounts:
+            await self._know_usernames(records)
         rates = await self._ratebook.table()
         planned = await asyncio.gather(*(self._plan_safely(r, rates) for r in records))
         changes = await self.reconciler.settle([c for c in planned if c is not None], rates)
@@ -128,6 +137,12 @@ class Dispatcher:
         written = [c.handover for c, ok in zip(changes, applied, strict=True) if ok]
         await self.reconciler.handed_over([h for h in written if h is not None])
         return len(records)
+
+    async def _know_usernames(self, records: list[MessageRecord]) -> None:
+        unknown = {r.account_id for r in records} - self._usernames.keys()
+        if unknown:
+            accounts = await self._store.accounts_by_ids(unknown)
+            self._usernames.update({i: a.username for i, a in accounts.items()})
 
     def _note_reclaims(self, records: list[MessageRecord]) -> None:
         for record in records:
@@ -192,31 +207,24 @@ class Dispatcher:
         if isinstance(decision, Transition):
             transition = decision
         else:
-            result = await self._send(record)
-            transition = on_sent(record.progress, result, record.chain, self._retry, self._clock())
+            sent = await self._send(record)
+            result = sent.result
+            # Where it went is worth a line of its story when there was a choice.
+            route = sent.note() if self._switchboard.routed or sent.passed else None
+            now = self._clock()
+            transition = on_sent(record.progress, result, record.chain, self._retry, now, route)
             if isinstance(result, Accepted):
                 handover = result.handover
         return self._changes.of(record, transition, rates, self._clock(), handover)
 
-    async def _send(self, record: MessageRecord) -> SendResult:
+    async def _send(self, record: MessageRecord) -> Sent:
         step = record.current
         outbound = Outbound(record.id, step, record.progress.attempts + 1)
+        account = self._usernames.get(record.account_id)
         async with self._limit:
-            try:
-                result = await self._connectors[step.channel].send(outbound)
-            except Exception as exc:  # a connector bug or network error: retry later
-                log.warning("connector %s failed for %s: %r", step.channel, record.id, exc)
-                result = Failed(f"connector error: {exc!r}", retryable=True)
-        metrics.channel_sends(step.channel.value, _send_label(result)).inc()
-        return result
-
-
-def _send_label(result: SendResult) -> str:
-    if isinstance(result, Failed):
-        if result.retry_after is not None:
-            return "unavailable"
-        return "failed" if result.retryable else "rejected"
-    return "accepted"
+            sent = await self._switchboard.send(outbound, record.progress.step, account)
+        metrics.channel_sends(step.channel.value, send_label(sent.result)).inc()
+        return sent
 
 
 def _count_claims(records: Sequence[MessageRecord], claimed_at: float) -> None:

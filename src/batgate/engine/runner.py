@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from batgate.channels.base import Connector
 from batgate.channels.registry import build_connectors, close_connectors, start_connectors
 from batgate.config import Settings
-from batgate.domain.messages import Channel
 from batgate.engine.changes import Changes
+from batgate.engine.connector_watch import ConnectorWatch
 from batgate.engine.dispatcher import Dispatcher
 from batgate.engine.ratebook import RateBook, configured_rates, unpriced_channels
 from batgate.engine.receipts import Reconciler
 from batgate.engine.retention import Janitor
+from batgate.engine.switchboard import Switchboard
 from batgate.engine.webhooks import WebhookSender
 from batgate.store.manager import Store
 
@@ -32,9 +33,10 @@ class Engine:
         # Carriers hand their receipts to the reconciler (engine.receipts).
         self.reconciler = Reconciler(store, changes, self._ratebook)
         self._connectors = build_connectors(settings, self.reconciler)
+        self.switchboard = Switchboard.from_settings(settings, self._connectors)
         self.dispatcher = Dispatcher(
             store,
-            self._connectors,
+            self.switchboard,
             self._ratebook,
             settings.dispatcher,
             settings.fx,
@@ -42,6 +44,12 @@ class Engine:
             reconciler=self.reconciler,
         )
         self._janitor = Janitor(store.retention, settings.retention)
+        self.watch = ConnectorWatch(
+            store,
+            self.switchboard,
+            self.dispatcher.worker,
+            settings.dispatcher.connector_report_seconds,
+        )
         self._carriers = bool(settings.connectors)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -54,9 +62,11 @@ class Engine:
                 channel,
             )
         await start_connectors(self._connectors.values())
+        await self.watch.once()  # a drained connector is skipped from the first hand-over
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
         self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
         self._tasks.append(asyncio.create_task(self._janitor.run(), name="retention"))
+        self._tasks.append(asyncio.create_task(self.watch.run(), name="connectors"))
         if self._carriers:
             self._tasks.append(asyncio.create_task(self.reconciler.run(), name="receipts"))
 
@@ -90,14 +100,15 @@ class Engine:
                     await task
         finally:
             self._tasks.clear()
+            await self.watch.forget()
             # After the dispatcher: a graceful unbind once nothing is being sent.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.1, deadline - loop.time())):
                     await close_connectors(self._connectors.values())
 
     @property
-    def connectors(self) -> Mapping[Channel, Connector]:
-        """The connector serving each channel (one instance may serve several)."""
+    def connectors(self) -> Mapping[str, Connector]:
+        """Every connector hand-overs may go to, by name ("sandbox": the sandbox)."""
         return self._connectors
 
     def wake(self) -> None:

@@ -92,6 +92,33 @@ WEBHOOK_FAILURES = Counter(
     registry=None,
 )
 
+CONNECTOR_SENDS = Counter(
+    "batgate_connector_sends",
+    "Hand-overs tried on each connector, by result (as batgate_channel_sends; a hand-over "
+    "passed on to the next connector of its route counts once on each connector tried).",
+    ("connector", "result"),
+    registry=None,
+)
+CIRCUIT_OPENED = Counter(
+    "batgate_connector_circuit_opened",
+    "Times a connector's circuit opened (circuit_errors hand-overs in a row it could not "
+    "take): routes with another connector skip it for circuit_cooldown seconds.",
+    ("connector",),
+    registry=None,
+)
+CONNECTOR_IN_FLIGHT = Gauge(
+    "batgate_connector_in_flight",
+    "Hand-overs under way on each connector in this process right now.",
+    ("connector",),
+    registry=None,
+)
+CONNECTOR_STATE = Gauge(
+    "batgate_connector_state",
+    "Each connector's state as this process sees it: 1 for its state (up, down, "
+    "circuit-open, drained), 0 for the others (batgate connectors shows all processes).",
+    ("connector", "state"),
+    registry=None,
+)
 SMPP_BOUND = Gauge(
     "batgate_smpp_bound_connections",
     "SMPP connections bound to the carrier's SMSC right now, per connector.",
@@ -162,6 +189,10 @@ _PROCESS_WIDE: tuple[Collector, ...] = (
     BUILD,
     HTTP_REQUESTS,
     CHANNEL_SENDS,
+    CONNECTOR_SENDS,
+    CIRCUIT_OPENED,
+    CONNECTOR_IN_FLIGHT,
+    CONNECTOR_STATE,
     MESSAGE_STATUSES,
     DISPATCHER_LAG,
     RECEIPT_LAG,
@@ -195,6 +226,10 @@ class Family(Generic[M]):
 
 
 channel_sends = Family(CHANNEL_SENDS)
+connector_sends = Family(CONNECTOR_SENDS)
+circuit_opened = Family(CIRCUIT_OPENED)
+connector_in_flight = Family(CONNECTOR_IN_FLIGHT)
+connector_state = Family(CONNECTOR_STATE)
 message_statuses = Family(MESSAGE_STATUSES)
 webhook_deliveries = Family(WEBHOOK_DELIVERIES)
 webhook_failures = Family(WEBHOOK_FAILURES)

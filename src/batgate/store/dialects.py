@@ -134,3 +134,10 @@ def webhooks_peek(dialect: str) -> str:
 def _param(dialect: str) -> str:
     """The one parameter of a peek, numbered so that it may be used twice."""
     return "$1" if dialect == "postgresql" else "?1"
+
+
+def upsert(dialect: str, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]) -> Any:
+    """INSERT … ON CONFLICT (keys) DO UPDATE: the rows replace those with their keys."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(table).values(rows)
+    updated = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
+    return insert.on_conflict_do_update(index_elements=keys, set_=updated)

@@ -21,6 +21,7 @@ from batgate.domain.pricing import Rate
 from batgate.domain.records import Account, MessageRecord, StoryLine
 from batgate.domain.status import DeliveryStatus
 from batgate.store import dialects, handovers
+from batgate.store.connectors import ConnectorBoard
 from batgate.store.database import Database
 from batgate.store.gauges import Gauges
 from batgate.store.idempotency import (
@@ -122,8 +123,8 @@ class Priced:
 class Store:
     """The store's one door: messages, accounts and rates here, and its named parts —
     `outbox` (webhook events), `receipts` (carriers' receipts), `rate_buckets`,
-    `retention`, `gauges` — for the rest. Nothing outside store/ speaks SQL or holds a
-    connection."""
+    `retention`, `gauges`, `connectors` (switches and reports) — for the rest. Nothing
+    outside store/ speaks SQL or holds a connection."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -131,6 +132,7 @@ class Store:
         self.rate_buckets = RateBuckets(db)
         self.receipts = handovers.Receipts(db)
         self.retention = Retention(db)
+        self.connectors = ConnectorBoard(db)
         self.gauges = Gauges(db)
         self._intake = Intake(db, new_message_id)
         # The hot status read, on SQLite: see Database.lookup and point_read.

@@ -232,3 +232,30 @@ rate_buckets = sa.Table(
     sa.Column("tokens", sa.Float, nullable=False),
     sa.Column("stamp", sa.Float, nullable=False),
 )
+
+# The operator's switch per connector (`batgate connectors drain NAME` / `enable NAME`):
+# every process reads it every few seconds (docs/carriers.md).
+connector_switches = sa.Table(
+    "connector_switches",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("drained", sa.Boolean, nullable=False),
+    sa.Column("changed_at", sa.Float, nullable=False),
+)
+
+# What each process's engine sees of each connector, written every few seconds and
+# read by `batgate connectors`; rows of a process that stopped reporting age out.
+connector_reports = sa.Table(
+    "connector_reports",
+    metadata,
+    sa.Column("connector", sa.String(32), primary_key=True),
+    sa.Column("worker", sa.String(128), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("links", sa.Integer, nullable=True),
+    sa.Column("in_flight", sa.Integer, nullable=False),
+    sa.Column("sent_minute", sa.Integer, nullable=False),
+    sa.Column("errors_minute", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_error_at", sa.Float, nullable=True),
+    sa.Column("reported_at", sa.Float, nullable=False),
+)

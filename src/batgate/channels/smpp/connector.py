@@ -240,6 +240,9 @@ class SmppConnector:
             if failure is not None:
                 if failure.retryable:
                     self._keep_unfinished(key, unfinished)
+                if unfinished.taken or unfinished.unanswered:
+                    # Parts of it are (or may be) at this SMSC: the rest goes here too.
+                    return replace(failure, maybe_taken=True)
                 return failure
         return self._accepted(unfinished, len(encoded.segments))
 
