@@ -100,3 +100,41 @@ async def test_a_key_the_database_refuses_fails_alone() -> None:
     assert answers[0] == (1, "doc a") and answers[2] == (2, "doc b")
     assert isinstance(answers[1], ValueError)
     assert table.queries[0] == ["a", "bad\0", "b"] and len(table.queries) == 4
+
+
+async def test_at_most_in_flight_queries_run_at_once_and_the_rest_share_the_next() -> None:
+    """A slow database: two queries under way, the reads that come meanwhile (over
+    several turns) wait and share one query when the first finishes."""
+    release = asyncio.Event()
+    running: list[int] = []
+
+    class Slow(Table):
+        async def fetch_many(self, keys: list[Any]) -> Sequence[tuple[Any, ...]]:
+            self.queries.append(keys)
+            running.append(len(self.queries) - len(done))
+            await release.wait()
+            done.append(keys)
+            return [TABLE[k] for k in keys if k in TABLE]
+
+    done: list[list[Any]] = []
+    table = Slow()
+    reads = SharedReads(table.fetch_many, in_flight=2)
+    first = [asyncio.ensure_future(reads.read("a"))]
+    await asyncio.sleep(0.01)
+    first.append(asyncio.ensure_future(reads.read("b")))
+    await asyncio.sleep(0.01)
+    later = [asyncio.ensure_future(reads.read(k)) for k in ("c", "a")]
+    await asyncio.sleep(0.01)
+    later.append(asyncio.ensure_future(reads.read("zz")))
+    await asyncio.sleep(0.01)
+    assert table.queries == [["a"], ["b"]]  # two under way; three reads wait
+    release.set()
+    assert await asyncio.gather(*first, *later) == [
+        (1, "doc a"),
+        (2, "doc b"),
+        (1, "doc c"),
+        (1, "doc a"),
+        None,
+    ]
+    assert table.queries[2:] == [["c", "a", "zz"]]
+    assert max(running) <= 2
