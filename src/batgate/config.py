@@ -431,6 +431,14 @@ class Settings(BaseSettings):
                 f"{declared}; or 'sandbox')"
             )
 
+    def connector_names(self) -> set[str]:
+        """Every connector a hand-over may go to ("sandbox" for the sandbox): each
+        channel's default and every connector of the `[[routes]]` rules."""
+        names = {self.connector_for(channel) for channel in _CHANNELS}
+        for rule in self.route_rules():
+            names.update("sandbox" if n in SANDBOX_NAMES else n for n in rule.connectors)
+        return names
+
     def route_rules(self) -> list[RouteRule]:
         """The `[[routes]]` rules, in order (none with the earlier `[routes]` form)."""
         return self.routes if isinstance(self.routes, list) else []

@@ -10,23 +10,23 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from integration_support import make_account
 from peers_support import Peer, free_port, start_peer, stop_peer
-from test_smpp_carrier import carrier, number, sms, stats, wait_final
+from test_smpp_carrier import carrier, engine_with, number, sms, stats, wait_final
 
-from batgate.config import DispatcherSettings, RouteRule, Settings
+from batgate.config import RouteRule
 from batgate.domain.records import Account
 from batgate.domain.status import DeliveryStatus as DS
 from batgate.engine.runner import Engine
 from batgate.store.manager import Store
 from databases import raw_connection
-from waiting import bounded, until
+from waiting import until
 
 
 @pytest.fixture
@@ -43,21 +43,11 @@ def down(peer: Peer) -> dict[str, Any]:
     return carrier(peer) | {"port": free_port()}
 
 
-@asynccontextmanager
-async def routed(
+def routed(
     store: Store, connectors: dict[str, dict[str, Any]], *rules: dict[str, Any]
-) -> AsyncIterator[Engine]:
-    settings = Settings(
-        connectors=connectors,
-        routes=[RouteRule(**rule) for rule in rules],
-        dispatcher=DispatcherSettings(poll_interval=0.05, retry_delays=[0.2, 0.2]),
-    )
-    engine = Engine(store, settings)
-    await bounded(engine.start(), "the engine to start (and bind)")
-    try:
-        yield engine
-    finally:
-        await bounded(engine.stop(), "the engine to stop (and unbind)")
+) -> AbstractAsyncContextManager[Engine]:
+    routes = [RouteRule(**rule) for rule in rules]
+    return engine_with(store, connectors=connectors, routes=routes)
 
 
 async def send(store: Store, account: Account, engine: Engine, *batch: Any) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +62,17 @@ def carrier(peer: Peer, **overrides: Any) -> dict[str, Any]:
     }
 
 
-@asynccontextmanager
-async def running(store: Store, connector: dict[str, Any]) -> AsyncIterator[Engine]:
+def running(store: Store, connector: dict[str, Any]) -> AbstractAsyncContextManager[Engine]:
     """The engine of one process, its SMS routed to `connector`, bound before it yields."""
-    settings = Settings(
-        connectors={"carrier": connector},
-        routes={"sms": "carrier"},
-        dispatcher=DispatcherSettings(poll_interval=0.05, retry_delays=[0.2, 0.2]),
-    )
-    engine = Engine(store, settings)
+    return engine_with(store, connectors={"carrier": connector}, routes={"sms": "carrier"})
+
+
+@asynccontextmanager
+async def engine_with(store: Store, **settings: Any) -> AsyncIterator[Engine]:
+    """The engine of one process with these settings (and quick polls and retries),
+    bound to its carriers before it yields, stopped (and unbound) after."""
+    quick = DispatcherSettings(poll_interval=0.05, retry_delays=[0.2, 0.2])
+    engine = Engine(store, Settings(dispatcher=quick, **settings))
     await bounded(engine.start(), "the engine to start (and bind)")
     try:
         yield engine

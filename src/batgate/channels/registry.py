@@ -14,7 +14,6 @@ from batgate.channels.sandbox_http import RemoteSandbox
 from batgate.channels.simulator import Simulator
 from batgate.channels.smpp.connector import SmppConnector
 from batgate.config import SANDBOX_NAMES, Settings
-from batgate.domain.messages import Channel
 
 
 def sandbox(settings: Settings, name: str, receipts: ReceiptSink) -> Connector:
@@ -39,11 +38,8 @@ CONNECTORS: dict[str, Callable[[Settings, str, ReceiptSink], Connector]] = {
 def build_connectors(settings: Settings, receipts: ReceiptSink) -> dict[str, Connector]:
     """Every connector a hand-over may go to, by name ("sandbox" for the sandbox):
     each channel's default and every connector of the `[[routes]]` rules."""
-    names = {settings.connector_for(channel.value) for channel in Channel}
-    for rule in settings.route_rules():
-        names.update(sandbox_named(name) for name in rule.connectors)
     built: dict[str, Connector] = {}
-    for name in sorted(names):
+    for name in sorted(settings.connector_names()):
         kind = "sandbox" if name == "sandbox" else settings.connectors[name].kind
         built[name] = CONNECTORS[kind](settings, name, receipts)
     return built

@@ -13,7 +13,7 @@ from rich.table import Column, Table
 from batgate.cli.accounts import emit
 from batgate.cli.common import DatabaseUrl, fail, settings_for, with_store
 from batgate.cli.output import number_column, plural, table, text_column, with_detail
-from batgate.config import SANDBOX_NAMES, Settings
+from batgate.config import Settings
 from batgate.domain.connectors import ConnectorView, views
 from batgate.domain.notifications import rfc3339
 from batgate.store.manager import Store
@@ -40,10 +40,9 @@ def list_(json: Json = False, database_url: DatabaseUrl = None) -> None:
     last minute, the last error — summed over the processes that reported lately."""
     settings = settings_for(database_url)
     now = time.time()
-    since = now - max(10.0, 3 * settings.dispatcher.connector_report_seconds)
 
     async def read(store: Store) -> list[ConnectorView]:
-        reports = await store.connectors.reports(since)
+        reports = await store.connectors.reports(_lately(settings, now))
         return views(_configured(settings), reports, await store.connectors.switches())
 
     found = with_store(settings, read)
@@ -77,7 +76,7 @@ def enable(
 
 def _switch(name: str, drained: bool, database_url: str | None) -> None:
     settings = settings_for(database_url)
-    since = time.time() - max(10.0, 3 * settings.dispatcher.connector_report_seconds)
+    since = _lately(settings, time.time())
 
     async def switch(store: Store) -> bool:
         reported = {r.connector for r in await store.connectors.reports(since)}
@@ -93,11 +92,13 @@ def _switch(name: str, drained: bool, database_url: str | None) -> None:
 
 
 def _configured(settings: Settings) -> set[str]:
-    names = {settings.connector_for(channel) for channel in ("sms", "viber", "rcs", "flashcall")}
-    for rule in settings.route_rules():
-        names.update(rule.connectors)
-    names = {"sandbox" if n in SANDBOX_NAMES else n for n in names}
-    return names | set(settings.connectors)
+    """The connectors the configuration routes to, and every declared carrier."""
+    return settings.connector_names() | set(settings.connectors)
+
+
+def _lately(settings: Settings, now: float) -> float:
+    """Reports older than this are of processes gone (they report every few seconds)."""
+    return now - max(10.0, 3 * settings.dispatcher.connector_report_seconds)
 
 
 def _table(found: list[ConnectorView], now: float) -> Table:
