@@ -8,6 +8,7 @@ type checking, so a typo in a value fails at start-up with a clear message.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
@@ -176,14 +177,37 @@ SANDBOX_NAMES = ("simulator", "sandbox")
 _PREFIX = re.compile(r"\+[0-9]{1,15}")
 
 
-class SmppSettings(BaseModel):
-    """One carrier's SMSC over SMPP 3.4: a `[connectors.NAME]` table with kind = "smpp".
-
-    Every key is described in docs/smpp.md. Unknown keys are refused, so a typo
-    does not silently fall back to a default.
-    """
+class CarrierSettings(BaseModel):
+    """What every carrier's `[connectors.NAME]` table may say, whatever its kind
+    (docs/carriers.md). Unknown keys are refused, so a typo does not silently fall
+    back to a default."""
 
     model_config = ConfigDict(extra="forbid")
+
+    # What this carrier charges by destination prefix ("" = any), for routes with
+    # strategy = "cheapest" (docs/carriers.md).
+    prices: dict[str, float] = Field(default_factory=dict)
+    # Its circuit opens after this many hand-overs in a row it could not take, and
+    # stays open (the connector skipped by routes with another) this many seconds.
+    circuit_errors: int = Field(default=5, ge=1)
+    circuit_cooldown: float = Field(default=30.0, gt=0)
+
+    @field_validator("prices")
+    @classmethod
+    def _price_prefixes(cls, prices: dict[str, float]) -> dict[str, float]:
+        for prefix, price in prices.items():
+            if prefix and not _PREFIX.fullmatch(prefix):
+                raise ValueError(f"{prefix!r}: a price's prefix is '+' and digits, or \"\" for any")
+            if price < 0:
+                raise ValueError(f"{prefix!r}: a price is not negative (got {price})")
+        return prices
+
+
+class SmppSettings(CarrierSettings):
+    """One carrier's SMSC over SMPP 3.4: a `[connectors.NAME]` table with kind = "smpp".
+
+    Every key is described in docs/smpp.md.
+    """
 
     kind: Literal["smpp"]
     host: str = Field(min_length=1)
@@ -216,29 +240,81 @@ class SmppSettings(BaseModel):
     validity_period: bool = True  # send the step's TTL as a relative validity period
     receipt_ids: Literal["auto", "same", "hex_to_decimal", "decimal_to_hex"] = "auto"
     unknown_status: Literal["processing", "delivered", "undeliverable"] = "processing"
-    # What this carrier charges by destination prefix ("" = any), for routes with
-    # strategy = "cheapest" (docs/carriers.md).
-    prices: dict[str, float] = Field(default_factory=dict)
-    # Its circuit opens after this many hand-overs in a row it could not take, and
-    # stays open (the connector skipped by routes with another) this many seconds.
-    circuit_errors: int = Field(default=5, ge=1)
-    circuit_cooldown: float = Field(default=30.0, gt=0)
 
-    @field_validator("prices")
-    @classmethod
-    def _price_prefixes(cls, prices: dict[str, float]) -> dict[str, float]:
-        for prefix, price in prices.items():
-            if prefix and not _PREFIX.fullmatch(prefix):
-                raise ValueError(f"{prefix!r}: a price's prefix is '+' and digits, or \"\" for any")
-            if price < 0:
-                raise ValueError(f"{prefix!r}: a price is not negative (got {price})")
-        return prices
+    @property
+    def send_timeout(self) -> float:
+        return self.submit_timeout
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> SmppSettings:
         if self.reconnect_max_delay < self.reconnect_delay:
             raise ValueError("reconnect_max_delay must not be shorter than reconnect_delay")
         return self
+
+
+class SmsbatSettings(CarrierSettings):
+    """An SMSBAT-compatible API upstream (SMSBAT itself, or another batgate): a
+    `[connectors.NAME]` table with kind = "smsbat" (SPEC §9, docs/carriers.md)."""
+
+    kind: Literal["smsbat"]
+    url: str = Field(min_length=1)  # base URL: {url}/bat/messagelist, {url}/bat/message/{id}
+    api_key: str = Field(min_length=1)  # sent as X-Authorization-Key
+    # The upstream's Standard Webhooks arrive at /callbacks/NAME, signed with this.
+    webhook_secret: str | None = None
+    batch_window: float = Field(default=0.05, ge=0, le=5)  # seconds hand-overs are collected
+    batch_size: int = Field(default=100, ge=1, le=1000)  # messages per POST /bat/messagelist
+    connections: int = Field(default=4, ge=1, le=64)  # requests under way at once
+    timeout: float = Field(default=5.0, gt=0)  # one request
+    retries: int = Field(default=1, ge=0, le=10)  # of a batch at once, with its key, on 5xx etc.
+    # Statuses are polled for hand-overs with no event this long (seconds); by default
+    # 2 s without a webhook_secret (polling is the way), 60 s with one (a safety net).
+    poll_after: float | None = Field(default=None, gt=0)
+    poll_max_delay: float = Field(default=300.0, gt=0)  # per message, doubling up to this
+    poll_interval: float = Field(default=1.0, gt=0)  # how often the poller looks
+    status_rate: float = Field(default=20.0, gt=0)  # GET /bat/message/{id} per second at most
+    currency: str = "USD"  # of the upstream's billAmount when it does not say
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
+            raise ValueError(f"{url!r}: the upstream's base URL, http(s)://host[:port][/path]")
+        return url.rstrip("/")
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret(cls, secret: str | None) -> str | None:
+        if secret is not None:
+            try:
+                key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            except ValueError:
+                key = b""
+            if not secret.startswith("whsec_") or len(key) < 16:
+                raise ValueError("a webhook secret is whsec_ and the base64 of its key")
+        return secret
+
+    @property
+    def polls_after(self) -> float:
+        """Seconds after a hand-over with no event before its status is asked."""
+        if self.poll_after is not None:
+            return self.poll_after
+        return 60.0 if self.webhook_secret else 2.0
+
+    @property
+    def send_timeout(self) -> float:
+        """The longest one hand-over may take: the window, then each try and its pause."""
+        pauses = sum(retry_pause(n) for n in range(self.retries))
+        return self.batch_window + self.timeout * (self.retries + 1) + pauses
+
+
+def retry_pause(retry: int) -> float:
+    """The pause before an upstream request's retry `retry` (0 first): 0.25 s, doubling to 2 s."""
+    return min(0.25 * (1 << retry), 2.0)
+
+
+# Every kind of carrier's table, told apart by its `kind`.
+ConnectorSettings = Annotated[SmppSettings | SmsbatSettings, Field(discriminator="kind")]
+CONNECTOR_KINDS = ("smpp", "smsbat")
 
 
 class RouteRule(BaseModel):
@@ -340,7 +416,7 @@ class Settings(BaseSettings):
     # `[[routes]]` rules (SPEC §9), or the earlier form `[routes] sms = "NAME"`
     # (channel → connector name), which overrides `channels`; what no rule routes
     # goes to the channel's connector in `channels`, by default the sandbox.
-    connectors: dict[str, SmppSettings] = Field(default_factory=dict)
+    connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
     routes: Annotated[
         Annotated[list[RouteRule], Tag("rules")] | Annotated[dict[str, str], Tag("table")],
         Discriminator(lambda value: "table" if isinstance(value, dict) else "rules"),
@@ -444,16 +520,17 @@ class Settings(BaseSettings):
         return self.routes if isinstance(self.routes, list) else []
 
     @model_validator(mode="after")
-    def _smpp_sends_within_lease(self) -> Settings:
+    def _sends_within_lease(self) -> Settings:
         d = self.dispatcher
         waves = -(-d.batch_size // max(1, d.concurrency))
-        for name, smpp in self.connectors.items():
-            if d.lease_seconds <= smpp.submit_timeout * waves:
+        for name, carrier in self.connectors.items():
+            key = "submit_timeout" if isinstance(carrier, SmppSettings) else "timeout"
+            if d.lease_seconds <= carrier.send_timeout * waves:
                 raise ValueError(
-                    f"connectors.{name}.submit_timeout: dispatcher.lease_seconds must be longer "
-                    f"than submit_timeout × ceil(batch_size / concurrency) = "
-                    f"{smpp.submit_timeout * waves:g} s, or a slow batch could be claimed "
-                    "again and submitted twice"
+                    f"connectors.{name}.{key}: dispatcher.lease_seconds must be longer "
+                    f"than a hand-over's longest time ({carrier.send_timeout:g} s) × "
+                    f"ceil(batch_size / concurrency) = {carrier.send_timeout * waves:g} s, "
+                    "or a slow batch could be claimed again and submitted twice"
                 )
         return self
 
@@ -512,6 +589,8 @@ def describe(exc: ValidationError) -> str:
         loc = error["loc"]
         if loc[:1] == ("routes",) and loc[1:2] in (("rules",), ("table",)):
             loc = loc[:1] + loc[2:]  # which form of `routes` it was: plain from the file
+        if loc[:1] == ("connectors",) and len(loc) > 2 and loc[2] in CONNECTOR_KINDS:
+            loc = loc[:2] + loc[3:]  # the table's kind, as told by its `kind`
         key = ".".join(str(part) for part in loc)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":

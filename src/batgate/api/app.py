@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from batgate import __version__, heap
 from batgate.api.auth import Authenticator
 from batgate.api.callbacks import CallbackScreen
+from batgate.api.carriers import StoredReceipts, add_carrier_callbacks
 from batgate.api.errors import ApiError, install_handlers
 from batgate.api.fastpath import FastPath
 from batgate.api.gate import Gate, client_address
@@ -41,6 +42,7 @@ from batgate.api.schemas import (
 from batgate.api.send import SendService
 from batgate.api.status import StatusService, message_ids_of, status_answer
 from batgate.api.telemetry import Telemetry
+from batgate.channels.registry import build_callback_readers
 from batgate.config import Settings
 from batgate.domain.addresses import AddressPolicy
 from batgate.domain.validation import Limits
@@ -106,6 +108,8 @@ def create_app(
     )
     install_handlers(app)
     _routes(app, store, gate, sender, statuses)
+    sink = engine.reconciler if engine is not None else StoredReceipts(store)
+    add_carrier_callbacks(app, store, build_callback_readers(settings), sink)
     add_probes(app, store, settings, shutdown)
     _document_request_body(app, settings.max_messages_per_request)
     return FastPath(Telemetry(app), gate, statuses)

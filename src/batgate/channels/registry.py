@@ -8,15 +8,20 @@ earlier `[routes]` table (SPEC §9, docs/carriers.md, docs/smpp.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
-from batgate.channels.base import Connector, ReceiptSink
+from batgate.channels.base import CallbackReader, CarrierDesk, Connector
 from batgate.channels.sandbox_http import RemoteSandbox
 from batgate.channels.simulator import Simulator
 from batgate.channels.smpp.connector import SmppConnector
-from batgate.config import SANDBOX_NAMES, Settings
+from batgate.channels.smsbat.callbacks import SmsbatWebhooks
+from batgate.channels.smsbat.connector import SmsbatConnector
+from batgate.config import SANDBOX_NAMES, Settings, SmppSettings, SmsbatSettings
+
+_T = TypeVar("_T")
 
 
-def sandbox(settings: Settings, name: str, receipts: ReceiptSink) -> Connector:
+def sandbox(settings: Settings, name: str, desk: CarrierDesk) -> Connector:
     """The sandbox carrier: in this process, or the `batgate sandbox` process at `sandbox.url`."""
     url = settings.sandbox.url
     if url is None:
@@ -24,24 +29,60 @@ def sandbox(settings: Settings, name: str, receipts: ReceiptSink) -> Connector:
     return RemoteSandbox(url, settings.sandbox.timeout, settings.dispatcher.concurrency)
 
 
-def smpp(settings: Settings, name: str, receipts: ReceiptSink) -> Connector:
+def smpp(settings: Settings, name: str, desk: CarrierDesk) -> Connector:
     """A carrier's SMSC over SMPP 3.4, as its `[connectors.NAME]` table says."""
-    return SmppConnector(name, settings.connectors[name], receipts)
+    return SmppConnector(name, _table(settings, name, SmppSettings), desk)
 
 
-CONNECTORS: dict[str, Callable[[Settings, str, ReceiptSink], Connector]] = {
+def smsbat(settings: Settings, name: str, desk: CarrierDesk) -> Connector:
+    """An SMSBAT-compatible API upstream (SMSBAT itself, or another batgate)."""
+    return SmsbatConnector(name, _table(settings, name, SmsbatSettings), desk)
+
+
+CONNECTORS: dict[str, Callable[[Settings, str, CarrierDesk], Connector]] = {
     "sandbox": sandbox,
     "smpp": smpp,
+    "smsbat": smsbat,
 }
 
 
-def build_connectors(settings: Settings, receipts: ReceiptSink) -> dict[str, Connector]:
+def smsbat_webhooks(settings: Settings, name: str) -> CallbackReader | None:
+    """An upstream's signed webhooks, when its table has a `webhook_secret`."""
+    table = _table(settings, name, SmsbatSettings)
+    return SmsbatWebhooks(name, table) if table.webhook_secret else None
+
+
+# The kinds whose carriers call back over HTTP (`/callbacks/{connector}`).
+CALLBACK_READERS: dict[str, Callable[[Settings, str], CallbackReader | None]] = {
+    "smsbat": smsbat_webhooks,
+}
+
+
+def build_callback_readers(settings: Settings) -> dict[str, CallbackReader]:
+    """The callback reader of each declared connector that takes callbacks, by name."""
+    readers: dict[str, CallbackReader] = {}
+    for name, table in settings.connectors.items():
+        make = CALLBACK_READERS.get(table.kind)
+        reader = make(settings, name) if make is not None else None
+        if reader is not None:
+            readers[name] = reader
+    return readers
+
+
+def _table(settings: Settings, name: str, kind: type[_T]) -> _T:
+    table = settings.connectors[name]
+    if not isinstance(table, kind):
+        raise TypeError(f"connectors.{name} is not a {kind.__name__}")
+    return table
+
+
+def build_connectors(settings: Settings, desk: CarrierDesk) -> dict[str, Connector]:
     """Every connector a hand-over may go to, by name ("sandbox" for the sandbox):
     each channel's default and every connector of the `[[routes]]` rules."""
     built: dict[str, Connector] = {}
     for name in sorted(settings.connector_names()):
         kind = "sandbox" if name == "sandbox" else settings.connectors[name].kind
-        built[name] = CONNECTORS[kind](settings, name, receipts)
+        built[name] = CONNECTORS[kind](settings, name, desk)
     return built
 
 

@@ -51,7 +51,8 @@ def show(
     out.print(facts)
     lines = table("at (UTC)", status_column("what"), text_column("why"), title="\nstory")
     for line in story:
-        what = line.status or f"{line.channel} (step {line.step})"
+        where = f"{line.channel} (step {line.step})" if line.channel else f"step {line.step}"
+        what = line.status or where
         lines.add_row(_when(line.at), what, line.reason or "")
     out.print(lines)
 
@@ -65,6 +66,8 @@ def _line(line: StoryLine) -> dict[str, Any]:
     if line.status is not None:
         doc["status"] = line.status
     else:
-        doc.update(step=line.step, channel=line.channel)
+        doc["step"] = line.step
+        if line.channel is not None:
+            doc["channel"] = line.channel
     doc["reason"] = line.reason
     return doc

@@ -58,6 +58,17 @@ class PartReceipt:
 
 
 @dataclass(frozen=True, slots=True)
+class CarrierCost:
+    """What a carrier charged for one step of a message (its `index` in the chain),
+    kept beside the customer's price so that the margin of each message is known."""
+
+    message_id: str
+    index: int
+    amount: float
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
 class Accepted:
     """The channel took the message; a receipt follows (or never comes)."""
 

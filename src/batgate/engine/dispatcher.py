@@ -219,7 +219,7 @@ class Dispatcher:
 
     async def _send(self, record: MessageRecord) -> Sent:
         step = record.current
-        outbound = Outbound(record.id, step, record.progress.attempts + 1)
+        outbound = Outbound(record.id, step, record.progress.attempts + 1, record.progress.step)
         account = self._usernames.get(record.account_id)
         async with self._limit:
             sent = await self._switchboard.send(outbound, record.progress.step, account)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from batgate.domain.lifecycle import Transition, on_due, on_receipt
-from batgate.domain.outcomes import Handover, PartReceipt
+from batgate.domain.outcomes import CarrierCost, Handover, PartReceipt
 from batgate.domain.pricing import RateTable
 from batgate.engine.changes import Changes
 from batgate.engine.ratebook import RateBook
@@ -94,6 +94,14 @@ class Reconciler:
         """After hand-overs were written: receipts that came for them meanwhile and that
         their write could not see (PostgreSQL), matched now."""
         self._noted(await self._store.receipts.take_early(handovers))
+
+    async def costs(self, connector: str, costs: Sequence[CarrierCost]) -> None:
+        """What a carrier charged for steps (store.carrier_costs)."""
+        await self._store.carrier_costs.record(connector, costs, self._clock())
+
+    async def awaiting(self, connector: str, handed_before: float, limit: int) -> list[str]:
+        """Parts handed to `connector` before then with no receipt yet (for polling)."""
+        return await self._store.receipts.awaiting(connector, handed_before, limit)
 
     def _noted(self, message_ids: Sequence[str]) -> None:
         if message_ids:

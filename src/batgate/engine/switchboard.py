@@ -265,7 +265,8 @@ class Switchboard:
         connector = self._connectors[name]
         if getattr(connector, "bound_links", None) == 0:
             why = getattr(connector, "down_reason", "")
-            return f"{name}: not bound to the SMSC ({why})" if why else f"{name}: not bound"
+            what = getattr(connector, "down_summary", "not bound to the SMSC")
+            return f"{name}: {what} ({why})" if why else f"{name}: {what}"
         return None
 
     def _opens_in(self, name: str) -> float:

@@ -164,6 +164,20 @@ class Receipts:
             ended += await self._rematch({connector: keys}, now)
         return ended
 
+    async def awaiting(self, connector: str, handed_before: float, limit: int) -> list[str]:
+        """Carrier ids of `connector`'s parts recorded before `handed_before` with no
+        receipt yet, oldest first (a polled carrier is asked about these)."""
+        query = (
+            sa.select(carrier_parts.c.smsc_id)
+            .where(carrier_parts.c.connector == connector)
+            .where(carrier_parts.c.status.is_(None))
+            .where(carrier_parts.c.created_at < handed_before)
+            .order_by(carrier_parts.c.created_at)
+            .limit(limit)
+        )
+        async with self._db.reader.connect() as conn:
+            return [smsc_id for (smsc_id,) in await conn.execute(query)]
+
     async def take_early(
         self, handovers: Sequence[Handover], now: float | None = None
     ) -> list[str]:

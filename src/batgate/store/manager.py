@@ -17,10 +17,11 @@ from batgate.domain.lifecycle import Transition, on_receipt_heard
 from batgate.domain.messages import NewMessage
 from batgate.domain.notifications import Notification
 from batgate.domain.outcomes import Handover
-from batgate.domain.pricing import Rate
+from batgate.domain.pricing import Rate, from_micros
 from batgate.domain.records import Account, MessageRecord, StoryLine
 from batgate.domain.status import DeliveryStatus
 from batgate.store import dialects, handovers
+from batgate.store.carrier_costs import CarrierCosts
 from batgate.store.connectors import ConnectorBoard
 from batgate.store.database import Database
 from batgate.store.gauges import Gauges
@@ -46,6 +47,7 @@ from batgate.store.rows import (
 )
 from batgate.store.schema import (
     accounts,
+    carrier_costs,
     message_events,
     message_notes,
     messagelists,
@@ -123,8 +125,8 @@ class Priced:
 class Store:
     """The store's one door: messages, accounts and rates here, and its named parts —
     `outbox` (webhook events), `receipts` (carriers' receipts), `rate_buckets`,
-    `retention`, `gauges`, `connectors` (switches and reports) — for the rest. Nothing
-    outside store/ speaks SQL or holds a connection."""
+    `retention`, `gauges`, `connectors` (switches and reports), `carrier_costs` — for
+    the rest. Nothing outside store/ speaks SQL or holds a connection."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -133,6 +135,7 @@ class Store:
         self.receipts = handovers.Receipts(db)
         self.retention = Retention(db)
         self.connectors = ConnectorBoard(db)
+        self.carrier_costs = CarrierCosts(db)
         self.gauges = Gauges(db)
         self._intake = Intake(db, new_message_id)
         # The hot status read, on SQLite: see Database.lookup and point_read.
@@ -569,6 +572,19 @@ class Store:
                 .order_by(message_notes.c.id)
             )
             lines += [StoryLine(at, None, step, channel, why) for at, step, channel, why in notes]
+            costs = await conn.execute(
+                sa.select(
+                    carrier_costs.c.at,
+                    carrier_costs.c.step,
+                    carrier_costs.c.connector,
+                    carrier_costs.c.micros,
+                    carrier_costs.c.currency,
+                ).where(carrier_costs.c.message_id == message_id)
+            )
+            lines += [
+                StoryLine(at, None, step, None, f"carrier cost: {from_micros(m)} {cur} ({name})")
+                for at, step, name, m, cur in costs
+            ]
         # A final status and the note of its last step are written together: the note first.
         return sorted(lines, key=lambda line: (line.at, line.status is not None))
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from batgate.store.database import Database
 from batgate.store.schema import (
+    carrier_costs,
     carrier_parts,
     carrier_receipts,
     idempotency_keys,
@@ -109,6 +110,7 @@ class Retention:
             await conn.execute(message_events.delete().where(message_events.c.message_id.in_(ids)))
             await conn.execute(message_notes.delete().where(message_notes.c.message_id.in_(ids)))
             await conn.execute(carrier_parts.delete().where(carrier_parts.c.message_id.in_(ids)))
+            await conn.execute(carrier_costs.delete().where(carrier_costs.c.message_id.in_(ids)))
             await conn.execute(messages.delete().where(messages.c.id.in_(ids)))
             lists = sorted({r[1] for r in rows})
             left = sa.select(messages.c.id).where(messages.c.messagelist_id == messagelists.c.id)

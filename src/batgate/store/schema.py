@@ -259,3 +259,16 @@ connector_reports = sa.Table(
     sa.Column("last_error_at", sa.Float, nullable=True),
     sa.Column("reported_at", sa.Float, nullable=False),
 )
+
+# What a carrier charged for a step of a message (an SMSBAT upstream's billAmount),
+# beside the customer's price on the message: the margin per message.
+carrier_costs = sa.Table(
+    "carrier_costs",
+    metadata,
+    sa.Column("message_id", sa.String(32), primary_key=True),
+    sa.Column("step", sa.Integer, primary_key=True),
+    sa.Column("connector", sa.String(32), nullable=False),
+    sa.Column("micros", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)

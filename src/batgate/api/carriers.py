@@ -1,0 +1,81 @@
+"""Carriers' calls: `/callbacks/{connector}` (SPEC §9), GET or POST.
+
+Whoever can reach the API can call this route, so nothing is believed before the
+connector's kind has checked it (`CallbackReader.read`: a signature, basic
+credentials or a secret token). What the call brings is stored before it is
+answered — receipts through the same path as an SMSC's (`engine.receipts`), carrier
+costs beside them — so a carrier that hears 2xx may forget it. A call that is not
+the carrier's, or that cannot be read, is answered in the SPEC §6 shape and stores
+nothing; a failure to store answers 500, and the carrier calls again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from batgate.api.errors import ApiError, not_found
+from batgate.channels.base import CallbackReader, CallbackRefused, CarrierCall, ReceiptSink
+from batgate.domain.outcomes import PartReceipt
+from batgate.store.manager import Store
+
+log = logging.getLogger(__name__)
+
+MAX_CALLBACK_BYTES = 1 << 20
+
+
+class StoredReceipts:
+    """Receipts stored and noted on their messages, for a process without an engine:
+    a dispatcher of any process applies them (engine.receipts, 3.)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def receipts(self, connector: str, receipts: Sequence[PartReceipt]) -> None:
+        await self._store.receipts.record(connector, receipts)
+
+
+def add_carrier_callbacks(
+    app: FastAPI, store: Store, readers: Mapping[str, CallbackReader], sink: ReceiptSink
+) -> None:
+    @app.api_route("/callbacks/{connector}", methods=["GET", "POST"], include_in_schema=False)
+    async def carrier_callback(connector: str, request: Request) -> Response:
+        reader = readers.get(connector)
+        if reader is None:
+            raise not_found(f"no connector named {connector!r} takes callbacks here")
+        call = CarrierCall(
+            request.method,
+            {k.lower(): v for k, v in request.headers.items()},
+            request.query_params.multi_items(),
+            await _body(request),
+        )
+        try:
+            news = reader.read(call)
+        except CallbackRefused as refused:
+            log.warning("callback to %s refused: %s", connector, refused.message)
+            raise ApiError(refused.status, refused.code, refused.message) from None
+        if news.receipts:
+            await sink.receipts(connector, news.receipts)
+        if news.costs:
+            await store.carrier_costs.record(connector, news.costs, time.time())
+        return Response(news.answer, media_type=news.content_type)
+
+
+async def _body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_CALLBACK_BYTES:
+        raise _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_CALLBACK_BYTES:
+            raise _too_large()
+    return bytes(body)
+
+
+def _too_large() -> ApiError:
+    return ApiError(413, "PAYLOAD_TOO_LARGE", f"a callback is at most {MAX_CALLBACK_BYTES} bytes")

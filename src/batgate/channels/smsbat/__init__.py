@@ -1,0 +1,1 @@
+"""An SMSBAT-compatible API as a carrier: `kind = "smsbat"` (SPEC §9, docs/carriers.md)."""
