@@ -303,6 +303,22 @@ def start_server() -> Iterator[Callable[..., Server]]:
         yield start
 
 
+@pytest.fixture(scope="module")
+def start_module_server() -> Iterator[Callable[..., Server]]:
+    """`start_server` for a module's fixtures: its servers stop when the module ends."""
+    with ExitStack() as stack:
+
+        def start(
+            workdir: Path,
+            settings: Mapping[str, str] | None = None,
+            database_url: str | None = None,
+            *options: str,
+        ) -> Server:
+            return stack.enter_context(running_server(workdir, settings, database_url, *options))
+
+        yield start
+
+
 @pytest.fixture(scope="session")
 def fast_server(
     tmp_path_factory: pytest.TempPathFactory, backend: str, databases: Databases

@@ -203,7 +203,7 @@ class SmsbatConnector:
     async def _post(self, batch: Batch) -> list[SendResult]:
         """Send the batch, trying again with its key while the answer is lost; one
         result per message. Remembers the batch while it may have been taken."""
-        maybe_taken = batch.key in {b.key for b in self._unanswered.values()}
+        maybe_taken = any(self._unanswered.get(key) is batch for key in batch.members)
         why = ""
         for retry in range(self._settings.retries + 1):
             if retry:
@@ -216,14 +216,16 @@ class SmsbatConnector:
             maybe_taken = maybe_taken or taken
             if wait is not None and not taken:
                 break  # refused or throttled: trying at once would not help
+        # `wait`, the last try's: it did not reach the upstream (refused connection, key
+        # refused, throttled), so the messages wait without using an attempt.
         if not maybe_taken:
             self._forget(batch)
-            wait = outcome[2] if not isinstance(outcome, list) else None
             return [Failed(why, retryable=True, retry_after=wait)] * len(batch.members)
         for key in batch.members:
             self._unanswered[key] = batch
         # Taken or not, it is this connector's to answer: the step stays here.
-        return [Failed(why, retryable=True, maybe_taken=True)] * len(batch.members)
+        failed = Failed(why, retryable=True, retry_after=wait, maybe_taken=True)
+        return [failed] * len(batch.members)
 
     async def _post_once(self, batch: Batch) -> list[SendResult] | tuple[str, bool, float | None]:
         """The answer per message; or why not, whether it may have been taken, and
