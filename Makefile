@@ -22,8 +22,15 @@ run: install
 BATGATE_TEST_BACKENDS ?= sqlite,postgresql
 export BATGATE_TEST_BACKENDS
 
+# The Kannel tests (tests/e2e/test_kannel.py) run Debian's bearerbox and smsbox: the
+# package is installed when missing (its own service, if the package starts one, is
+# stopped: the tests start Kannel themselves, on free ports).
 test: install
 	@case "$(BATGATE_TEST_BACKENDS)" in *postgresql*) scripts/ensure-postgres ;; esac
+	@command -v bearerbox >/dev/null || test -x /usr/sbin/bearerbox || ( \
+		echo "installing Kannel (Debian package) for the tests ..." >&2 && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kannel >/dev/null && \
+		(systemctl disable --now kannel >/dev/null 2>&1 || service kannel stop >/dev/null 2>&1 || true))
 	scripts/run-tests
 
 lint: install

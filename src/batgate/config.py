@@ -16,6 +16,7 @@ import tomllib
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -25,12 +26,18 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from batgate.channels.http_carrier import extract as http_extract
+from batgate.channels.http_carrier import presets as http_presets
+from batgate.channels.http_carrier import template as http_template
+from batgate.channels.http_carrier.answers import ANSWER_KINDS
 
 
 class RateLimitSettings(BaseModel):
@@ -312,9 +319,243 @@ def retry_pause(retry: int) -> float:
     return min(0.25 * (1 << retry), 2.0)
 
 
+# -- kind = "http": a generic HTTP carrier (docs/http-carriers.md) -----------------------
+
+Problems = list[tuple[tuple[str | int, ...], str]]
+
+
+def _refuse(title: str, problems: Problems) -> None:
+    """Raise the problems found, each at its own key (pydantic puts the table's key
+    in front), so that start-up names e.g. `connectors.kannel.send.query.to`."""
+    if problems:
+        errors: list[InitErrorDetails] = [
+            {"type": "value_error", "loc": loc, "input": None, "ctx": {"error": ValueError(m)}}
+            for loc, m in problems
+        ]
+        raise ValidationError.from_exception_data(title, errors)
+
+
+def _template(text: str) -> str:
+    http_template.compile_template(text)  # ValueError: an unknown placeholder, a lone brace
+    return text
+
+
+def _answer_locator(text: str) -> str:
+    http_extract.parse_locator(text, ANSWER_KINDS)
+    return text
+
+
+def _callback_locator(text: str) -> str:
+    http_extract.parse_locator(text)
+    return text
+
+
+def _header_name(name: str) -> str:
+    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+        raise ValueError(f"{name!r} is not a header name")
+    return name
+
+
+HttpTemplate = Annotated[str, AfterValidator(_template)]
+AnswerLocator = Annotated[str, AfterValidator(_answer_locator)]
+CallbackLocator = Annotated[str, AfterValidator(_callback_locator)]
+
+
+class HttpSendSettings(BaseModel):
+    """`[connectors.NAME.send]`: the request of each hand-over. Every value is a template."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["GET", "POST"] = "POST"
+    headers: dict[Annotated[str, AfterValidator(_header_name)], HttpTemplate] = Field(
+        default_factory=dict
+    )
+    query: dict[str, HttpTemplate] = Field(default_factory=dict)
+    form: dict[str, HttpTemplate] | None = None  # an application/x-www-form-urlencoded body
+    body_json: dict[str, Any] | list[Any] | None = Field(default=None, alias="json")
+
+    @field_validator("body_json")
+    @classmethod
+    def _json_templates(cls, doc: dict[str, Any] | list[Any] | None) -> Any:
+        if doc is not None:
+            try:
+                http_template.compile_json(doc)
+            except http_template.PlaceholderError as exc:
+                _refuse("json", [(exc.path, exc.message)])
+        return doc
+
+    @model_validator(mode="after")
+    def _one_body(self) -> HttpSendSettings:
+        problems: Problems = []
+        if self.method == "GET":
+            for key, value in (("form", self.form), ("json", self.body_json)):
+                if value is not None:
+                    problems.append(((key,), 'a GET sends no body (method = "POST")'))
+        elif self.form is not None and self.body_json is not None:
+            problems.append((("json",), "one body: form or json, not both"))
+        _refuse("send", problems)
+        return self
+
+
+class HttpAnswerSettings(BaseModel):
+    """`[connectors.NAME.answer]`: what the carrier's answer to a hand-over means.
+
+    Taken: a 2xx where `success` (a locator) finds a value, one of `success_values`
+    when they are given; `refused`, likewise, refuses it for good whatever the
+    status; `id` is where the answer gives the carrier's id of the message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    success: AnswerLocator | None = None
+    success_values: list[str] = Field(default_factory=list)
+    refused: AnswerLocator | None = None
+    refused_values: list[str] = Field(default_factory=list)
+    id: AnswerLocator | None = None
+
+    @model_validator(mode="after")
+    def _values_have_a_place(self) -> HttpAnswerSettings:
+        problems: Problems = []
+        for key, locator, values in (
+            ("success_values", self.success, self.success_values),
+            ("refused_values", self.refused, self.refused_values),
+        ):
+            if values and locator is None:
+                where = key.removesuffix("_values")
+                problems.append(((key,), f"values of what? set {where} (a locator) too"))
+        _refuse("answer", problems)
+        return self
+
+
+class HttpCallbackSettings(BaseModel):
+    """`[connectors.NAME.callback]`: how to read a carrier's status calls.
+
+    `status` is where the call says the status; each value of `delivered`,
+    `undeliverable` and `pending` (letter case ignored) says what it means, and
+    `unknown` what any other means. `id` is where the call names the message (the
+    carrier's id, as `answer.id` read it); not set when the request sends a
+    `{callback_url}`, which names the hand-over itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: CallbackLocator
+    delivered: list[str] = Field(min_length=1)
+    undeliverable: list[str] = Field(default_factory=list)
+    pending: list[str] = Field(default_factory=list)
+    unknown: Literal["pending", "undeliverable"] = "pending"
+    id: CallbackLocator | None = None
+
+    @model_validator(mode="after")
+    def _each_value_once(self) -> HttpCallbackSettings:
+        problems: Problems = []
+        seen: dict[str, str] = {}
+        for key in ("delivered", "undeliverable", "pending"):
+            for number, value in enumerate(getattr(self, key)):
+                before = seen.get(value.casefold())
+                if before is not None:
+                    problems.append(((key, number), f"{value!r} is listed under {before} already"))
+                seen.setdefault(value.casefold(), key)
+        _refuse("callback", problems)
+        return self
+
+
+class HttpCarrierSettings(CarrierSettings):
+    """A carrier with a plain HTTP interface: a `[connectors.NAME]` table with
+    kind = "http", filled by a `preset` or written out (docs/http-carriers.md)."""
+
+    kind: Literal["http"]
+    preset: Literal["kannel"] | None = None
+    url: HttpTemplate  # http(s)://host[:port]/path, placeholders after the host
+    username: str = ""  # {username}, or HTTP Basic with basic_auth
+    password: str = ""
+    basic_auth: bool = False
+    send: HttpSendSettings = Field(default_factory=HttpSendSettings)
+    answer: HttpAnswerSettings = Field(default_factory=HttpAnswerSettings)
+    callback: HttpCallbackSettings | None = None  # none: taken counts as delivered
+    # This gateway's address as the carrier reaches it; by default http://HOST:PORT
+    # of the API's own `host` and `port` (docs/http-carriers.md, Callbacks).
+    callback_base: str | None = None
+    # The callbacks' secret; by default derived from the password and header values.
+    callback_token: str | None = Field(default=None, min_length=16)
+    timeout: float = Field(default=10.0, gt=0)  # one request, connecting included
+    connections: int = Field(default=16, ge=1, le=256)  # requests under way at once
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return http_presets.filled(data) if isinstance(data, dict) else data
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.match(r"https?://[^\s/?#{}]+(?:[/?]|$)", url):
+            raise ValueError(f"{url!r}: the carrier's URL, http(s)://host[:port]/path")
+        return url
+
+    @field_validator("callback_base")
+    @classmethod
+    def _base(cls, base: str | None) -> str | None:
+        if base is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", base):
+            raise ValueError(f"{base!r}: this gateway's base URL, http(s)://host[:port][/path]")
+        return None if base is None else base.rstrip("/")
+
+    @property
+    def send_timeout(self) -> float:
+        return self.timeout
+
+    @property
+    def request(self) -> http_template.RequestPlan:
+        s = self.send
+        return http_template.RequestPlan.compile(
+            s.method, self.url, s.headers, s.query, s.form, s.body_json
+        )
+
+    @property
+    def credentials(self) -> list[str]:
+        """What a callback secret is derived from when `callback_token` is not set."""
+        return [self.password, *self.send.headers.values()]
+
+    @model_validator(mode="after")
+    def _coherent(self) -> HttpCarrierSettings:
+        _refuse("connector", self._problems())
+        return self
+
+    def _problems(self) -> Problems:
+        sent = self.request.names
+        found: Problems = []
+        for key in ("username", "password"):
+            basic = self.basic_auth and key == "username"
+            if getattr(self, key) == "" and (key in sent or basic):
+                found.append(((key,), f"the request sends the {key}: set it"))
+        callback, token = self.callback, self.callback_token
+        if callback is None:
+            if "callback_url" in sent:
+                why = "the request sends {callback_url}: say how to read the carrier's calls"
+                found.append((("callback",), why))
+        elif "callback_url" in sent:
+            if callback.id is not None:
+                why = "not needed: {callback_url} names the hand-over the call is about"
+                found.append((("callback", "id"), why))
+            if not token and not any(self.credentials):
+                why = "set one: no password or header to derive the callbacks' secret from"
+                found.append((("callback_token",), why))
+        else:
+            why = "the request sends no {callback_url}: calls name the id the answer gave"
+            ids: list[tuple[str, str | None]] = [
+                ("callback", callback.id),
+                ("answer", self.answer.id),
+            ]
+            found += [((table, "id"), why) for table, locator in ids if locator is None]
+            if not token:
+                why = "the request sends no {callback_url}: calls carry ?token=CALLBACK_TOKEN"
+                found.append((("callback_token",), why))
+        return found
+
+
 # Every kind of carrier's table, told apart by its `kind`.
-ConnectorSettings = Annotated[SmppSettings | SmsbatSettings, Field(discriminator="kind")]
-CONNECTOR_KINDS = ("smpp", "smsbat")
+ConnectorSettings = Annotated[
+    SmppSettings | SmsbatSettings | HttpCarrierSettings, Field(discriminator="kind")
+]
+CONNECTOR_KINDS = ("smpp", "smsbat", "http")
 
 
 class RouteRule(BaseModel):
@@ -595,6 +836,11 @@ def describe(exc: ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "not a known setting (a typo?)"
+        elif error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            key += ".kind"  # a connector's table of no kind we know
+            message = f"a connector's kind is one of {', '.join(CONNECTOR_KINDS)}"
+            if error["type"] == "union_tag_invalid":
+                message += f" (got {error['ctx']['tag']!r})"
         elif "input" in error and error["type"] not in ("missing", "value_error"):
             message += f" (got {error['input']!r})"
         lines.append(f"{key}: {message}" if key else message)

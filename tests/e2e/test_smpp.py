@@ -174,7 +174,7 @@ BAD_CONFIGS = [
     ("no host", 'kind = "smpp"\nport = 2775\nsystem_id = "x"', "connectors.c1.host"),
     (
         "unknown kind",
-        'kind = "http"\nhost = "h"\nport = 2775\nsystem_id = "x"',
+        'kind = "pigeon"\nhost = "h"\nport = 2775\nsystem_id = "x"',
         "connectors.c1.kind",
     ),
 ]

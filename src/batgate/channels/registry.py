@@ -11,12 +11,21 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from batgate.channels.base import CallbackReader, CarrierDesk, Connector
+from batgate.channels.http_carrier.callbacks import HttpCallbacks
+from batgate.channels.http_carrier.connector import HttpConnector
+from batgate.channels.http_carrier.tokens import default_base
 from batgate.channels.sandbox_http import RemoteSandbox
 from batgate.channels.simulator import Simulator
 from batgate.channels.smpp.connector import SmppConnector
 from batgate.channels.smsbat.callbacks import SmsbatWebhooks
 from batgate.channels.smsbat.connector import SmsbatConnector
-from batgate.config import SANDBOX_NAMES, Settings, SmppSettings, SmsbatSettings
+from batgate.config import (
+    SANDBOX_NAMES,
+    HttpCarrierSettings,
+    Settings,
+    SmppSettings,
+    SmsbatSettings,
+)
 
 _T = TypeVar("_T")
 
@@ -39,10 +48,19 @@ def smsbat(settings: Settings, name: str, desk: CarrierDesk) -> Connector:
     return SmsbatConnector(name, _table(settings, name, SmsbatSettings), desk)
 
 
+def http_carrier(settings: Settings, name: str, desk: CarrierDesk) -> Connector:
+    """A carrier with a plain HTTP interface (a preset's, or templates written out).
+    Its `{callback_url}` starts with `callback_base`, by default this API's address."""
+    table = _table(settings, name, HttpCarrierSettings)
+    base = table.callback_base or default_base(settings.host, settings.port)
+    return HttpConnector(name, table, base)
+
+
 CONNECTORS: dict[str, Callable[[Settings, str, CarrierDesk], Connector]] = {
     "sandbox": sandbox,
     "smpp": smpp,
     "smsbat": smsbat,
+    "http": http_carrier,
 }
 
 
@@ -52,9 +70,16 @@ def smsbat_webhooks(settings: Settings, name: str) -> CallbackReader | None:
     return SmsbatWebhooks(name, table) if table.webhook_secret else None
 
 
+def http_callbacks(settings: Settings, name: str) -> CallbackReader | None:
+    """An HTTP carrier's status calls, when its table has a `callback` mapping."""
+    table = _table(settings, name, HttpCarrierSettings)
+    return HttpCallbacks(name, table) if table.callback is not None else None
+
+
 # The kinds whose carriers call back over HTTP (`/callbacks/{connector}`).
 CALLBACK_READERS: dict[str, Callable[[Settings, str], CallbackReader | None]] = {
     "smsbat": smsbat_webhooks,
+    "http": http_callbacks,
 }
 
 
