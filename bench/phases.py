@@ -19,6 +19,7 @@ import bigdb
 import scaleout
 import seeding
 import smpp
+import upstream
 import webhooks
 import wrk
 from backends import Backend
@@ -124,6 +125,13 @@ class Bench:
         bodies = seeding.send_bodies(pool[: len(pool) // SEND_BATCH * SEND_BATCH], SEND_BATCH)
         doc, rows = smpp.run(self.servers, bodies, self.opts.quick)
         self.results.doc["smpp"] = doc
+        self.results.rows.extend(rows)
+
+    def upstream(self) -> None:
+        log("upstream: through another batgate as an SMSBAT upstream (kind = smsbat)")
+        pool = [n for n in self.pool if n[-4:] not in smpp.SMSC_ENDINGS]
+        doc, rows = upstream.run(self.servers, pool, self.opts.quick)
+        self.results.doc["upstream"] = doc
         self.results.rows.extend(rows)
 
     # -- (a) send -------------------------------------------------------------

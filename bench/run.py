@@ -11,6 +11,8 @@
 (e) webhooks: signed events delivered per second to a local receiver;
 (f) smpp: through SMPP to a local SMSC (smpp34's server): the connector against a bare
     asyncio client, and end to end with window 1 and 64 (bench/smpp.py);
+(g) upstream: through another batgate as an SMSBAT upstream (`kind = "smsbat"`):
+    throughput, and latency at a steady 20 messages/s (bench/upstream.py);
 
 and on SQLite and on PostgreSQL (`--database`; `pg-…` phases are PostgreSQL's):
 *-send-scale, *-status-scale: send, and status lookups from the database, with
@@ -71,6 +73,7 @@ PHASES = (
     "rss",
     "webhooks",
     "smpp",
+    "upstream",
     "sqlite-send-scale",
     "pg-send-scale",
     "sqlite-status-scale",
@@ -185,6 +188,7 @@ def _steps(bench: Bench) -> dict[str, Callable[[], None]]:
         "rss": bench.rss,
         "webhooks": bench.webhooks,
         "smpp": bench.smpp,
+        "upstream": bench.upstream,
         "logins": functools.partial(logins.run, bench),
     }
     for name, prefix in (("sqlite", "sqlite"), ("postgresql", "pg")):

@@ -294,3 +294,20 @@ async def test_polling_keeps_final_statuses_and_asks_again_later_about_the_other
     finally:
         await link.aclose()
     assert sorted(state.asked) == ["u1", "u2", "u3"]
+
+
+async def test_a_lone_hand_over_goes_at_once_not_at_the_end_of_the_window(
+    upstream: tuple[Upstream, str],
+) -> None:
+    state, url = upstream
+    link = connector(url, batch_window=5)
+    try:
+        sending = asyncio.create_task(link.send(outbound(1)))
+        for _ in range(3):  # a few turns of the loop, far less than the window
+            await asyncio.sleep(0)
+        assert link.collecting == 0  # its batch has gone
+        result = await sending
+    finally:
+        await link.aclose()
+    assert isinstance(result, Accepted)
+    assert len(state.requests) == 1

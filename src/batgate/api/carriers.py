@@ -11,6 +11,7 @@ nothing; a failure to store answers 500, and the carrier calls again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from batgate.api.errors import ApiError, not_found
-from batgate.channels.base import CallbackReader, CallbackRefused, CarrierCall, ReceiptSink
+from batgate.channels.base import (
+    CallbackNews,
+    CallbackReader,
+    CallbackRefused,
+    CarrierCall,
+    ReceiptSink,
+)
 from batgate.domain.outcomes import PartReceipt
 from batgate.store.manager import Store
 
@@ -39,9 +46,60 @@ class StoredReceipts:
         await self._store.receipts.record(connector, receipts)
 
 
+class GroupedNews:
+    """What concurrent callbacks bring, stored together (a group commit): the first
+    call's news is written at once; calls that come while a write is under way wait
+    for it and then go in together — their receipts in one transaction per connector,
+    their carrier costs in another. A carrier that calls back many times at once (an
+    upstream's webhooks, 64 at a time) costs a transaction per group, not per call.
+    Each caller returns once its news is stored."""
+
+    def __init__(self, sink: ReceiptSink, store: Store) -> None:
+        self._sink = sink
+        self._store = store
+        self._pending: dict[str, list[tuple[CallbackNews, asyncio.Future[None]]]] = {}
+        self._writer: asyncio.Task[None] | None = None
+
+    async def store(self, connector: str, news: CallbackNews) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(connector, []).append((news, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
+        await future
+
+    async def _write(self) -> None:
+        try:
+            while self._pending:
+                group, self._pending = self._pending, {}
+                for connector, calls in group.items():
+                    try:
+                        await self._write_group(connector, [news for news, _ in calls])
+                    except Exception as exc:  # each caller answers 500; its carrier calls again
+                        for _, future in calls:
+                            if not future.done():
+                                future.set_exception(exc)
+                    else:
+                        for _, future in calls:
+                            if not future.done():
+                                future.set_result(None)
+        finally:
+            self._writer = None
+
+    async def _write_group(self, connector: str, group: list[CallbackNews]) -> None:
+        # A part or a step told twice in one group (a repeated call) is stored once.
+        receipts = {r.part.key: r for news in group for r in news.receipts}
+        costs = {(c.message_id, c.index): c for news in group for c in news.costs}
+        if costs:
+            await self._store.carrier_costs.record(connector, list(costs.values()), time.time())
+        if receipts:
+            await self._sink.receipts(connector, list(receipts.values()))
+
+
 def add_carrier_callbacks(
     app: FastAPI, store: Store, readers: Mapping[str, CallbackReader], sink: ReceiptSink
 ) -> None:
+    grouped = GroupedNews(sink, store)
+
     @app.api_route("/callbacks/{connector}", methods=["GET", "POST"], include_in_schema=False)
     async def carrier_callback(connector: str, request: Request) -> Response:
         reader = readers.get(connector)
@@ -58,10 +116,8 @@ def add_carrier_callbacks(
         except CallbackRefused as refused:
             log.warning("callback to %s refused: %s", connector, refused.message)
             raise ApiError(refused.status, refused.code, refused.message) from None
-        if news.receipts:
-            await sink.receipts(connector, news.receipts)
-        if news.costs:
-            await store.carrier_costs.record(connector, news.costs, time.time())
+        if news.receipts or news.costs:
+            await grouped.store(connector, news)
         return Response(news.answer, media_type=news.content_type)
 
 

@@ -1,8 +1,11 @@
 """The connector to an SMSBAT-compatible API upstream (SMSBAT itself, or another batgate).
 
-**Hand-overs in batches.** Each `send` waits at most `batch_window` for others to
-join it; up to `batch_size` go out as one `POST /bat/messagelist` with an
-`Idempotency-Key`, at most `connections` requests at once. The upstream's answer is
+**Hand-overs in batches.** Up to `batch_size` hand-overs go out as one `POST
+/bat/messagelist` with an `Idempotency-Key`, at most `connections` requests at once.
+A batch goes when it is full, when a turn of the event loop passed without another
+hand-over joining it (the dispatcher starts a tick's hand-overs together, so they
+arrive in one turn and a lone one does not wait), and at the latest `batch_window`
+after its first hand-over. The upstream's answer is
 read per message: `accepted` → taken, its upstream id kept like an SMSC's id of a
 part; `rejected` → the step is undeliverable, the upstream's code and message its
 reason.
@@ -103,6 +106,9 @@ class SmsbatConnector:
         self._limit = asyncio.Semaphore(settings.connections)
         self._waiting: list[tuple[Outbound, asyncio.Future[SendResult]]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._turn: asyncio.Handle | None = None
+        self._joined = False  # a hand-over joined the batch in this turn of the loop
+        self._first_at = 0.0  # when the batch's first hand-over came (loop time)
         self._rounds: set[asyncio.Task[Any]] = set()
         # Batches that may have been taken, by their messages; answers of such a batch
         # sent again, for its messages that have not come back yet.
@@ -124,6 +130,11 @@ class SmsbatConnector:
         """0 while the upstream refuses our key (the connector is down); else None:
         an HTTP upstream has no links to count."""
         return 0 if self.down_reason is not None else None
+
+    @property
+    def collecting(self) -> int:
+        """Hand-overs waiting for their batch to go."""
+        return len(self._waiting)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -161,15 +172,37 @@ class SmsbatConnector:
         self._waiting.append((message, future))
         if len(self._waiting) >= self._settings.batch_size:
             self._flush()
-        elif self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self._settings.batch_window, self._flush)
+        else:
+            self._joined = True
+            if self._turn is None:
+                loop = asyncio.get_running_loop()
+                self._first_at = loop.time()
+                self._turn = loop.call_soon(self._turn_ended)
         return await future
+
+    def _turn_ended(self) -> None:
+        """A turn of the loop ended: the batch goes unless it grew in that turn and
+        its window is still open (then it waits for the next turn, or the window)."""
+        self._turn = None
+        loop = asyncio.get_running_loop()
+        if not self._waiting:
+            return
+        window_left = self._first_at + self._settings.batch_window - loop.time()
+        if not self._joined or window_left <= 0:
+            self._flush()
+            return
+        self._joined = False
+        if self._timer is None:  # the loop may sleep: the window's end wakes it
+            self._timer = loop.call_later(window_left, self._flush)
+        self._turn = loop.call_soon(self._turn_ended)
 
     def _flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._turn is not None:
+            self._turn.cancel()
+            self._turn = None
         while self._waiting:
             taken = self._waiting[: self._settings.batch_size]
             del self._waiting[: self._settings.batch_size]
