@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -20,8 +21,16 @@ from batgate.channels.base import Outbound
 from batgate.channels.smsbat.connector import SmsbatConnector
 from batgate.config import SmsbatSettings
 from batgate.domain.messages import MessageType, Step
-from batgate.domain.outcomes import Accepted, CarrierCost, CarrierId, Failed, PartReceipt
+from batgate.domain.outcomes import (
+    Accepted,
+    CarrierCost,
+    CarrierId,
+    Failed,
+    JournaledBatch,
+    PartReceipt,
+)
 from batgate.domain.status import ChannelStatus
+from batgate.store.manager import Store
 
 
 @dataclass
@@ -92,6 +101,7 @@ class Desk:
     waiting: list[str] = field(default_factory=list)
     got: list[PartReceipt] = field(default_factory=list)
     billed: list[CarrierCost] = field(default_factory=list)
+    kept: dict[tuple[str, int], JournaledBatch] = field(default_factory=dict)
 
     async def receipts(self, connector: str, receipts: Sequence[PartReceipt]) -> None:
         self.got += receipts
@@ -101,6 +111,36 @@ class Desk:
 
     async def awaiting(self, connector: str, handed_before: float, limit: int) -> list[str]:
         return list(self.waiting)
+
+    async def journal(
+        self, connector: str, key: str, body: bytes, members: Sequence[tuple[str, int]]
+    ) -> None:
+        for member in members:
+            self.kept[member] = JournaledBatch(key, body, tuple(members))
+
+    async def journaled(
+        self, connector: str, members: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], JournaledBatch]:
+        return {m: self.kept[m] for m in members if m in self.kept}
+
+
+@dataclass
+class StoreDesk(Desk):
+    """The journal in the real store (the part a crash must not lose)."""
+
+    store: Store | None = None
+
+    async def journal(
+        self, connector: str, key: str, body: bytes, members: Sequence[tuple[str, int]]
+    ) -> None:
+        assert self.store is not None
+        await self.store.upstream_journal.write(connector, key, body, members, time.time())
+
+    async def journaled(
+        self, connector: str, members: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], JournaledBatch]:
+        assert self.store is not None
+        return await self.store.upstream_journal.find(connector, members)
 
 
 @pytest.fixture
@@ -311,3 +351,33 @@ async def test_a_lone_hand_over_goes_at_once_not_at_the_end_of_the_window(
         await link.aclose()
     assert isinstance(result, Accepted)
     assert len(state.requests) == 1
+
+
+async def test_after_a_crash_a_message_taken_back_is_sent_again_in_its_batch(
+    upstream: tuple[Upstream, str], database_url: str
+) -> None:
+    state, url = upstream
+    store = Store.connect(database_url)
+    await store.upgrade()
+    try:
+        desk = StoreDesk(store=store)
+        state.script = ["lost", "lost"]
+        crashed = connector(url, desk, batch_window=0.05)
+        first = await asyncio.gather(crashed.send(outbound(0)), crashed.send(outbound(1)))
+        assert all(isinstance(r, Failed) and r.maybe_taken for r in first)
+        await crashed.aclose()  # the process is gone, and what it knew with it
+        # Another process takes the messages back when their claim's lease runs out.
+        taking_over = connector(url, desk, batch_window=0.05)
+        try:
+            later = await taking_over.send(replace(outbound(1), resumed=True))
+            latest = await taking_over.send(replace(outbound(0), resumed=True))
+            fresh = await taking_over.send(replace(outbound(7), resumed=True))
+        finally:
+            await taking_over.aclose()
+    finally:
+        await store.close()
+    assert isinstance(later, Accepted) and later.carrier_ref == "u-m1.0"
+    assert isinstance(latest, Accepted) and latest.carrier_ref == "u-m0.0"
+    assert isinstance(fresh, Accepted)  # never sent before: a batch of its own
+    assert len({request for request in state.requests[:3]}) == 1
+    assert state.stored == {"m0.0": 1, "m1.0": 1, "m7.0": 1}

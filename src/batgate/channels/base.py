@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from batgate.domain.messages import Step
-from batgate.domain.outcomes import CarrierCost, PartReceipt, SendResult
+from batgate.domain.outcomes import CarrierCost, JournaledBatch, PartReceipt, SendResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,9 @@ class Outbound:
     step: Step
     attempt: int
     index: int = 0  # of the step in the message's chain (0: the primary send)
+    # Taken back after another claim's lease ran out (a crash): it may have been
+    # handed over already.
+    resumed: bool = False
 
 
 class Connector(Protocol):
@@ -58,7 +61,21 @@ class AwaitedParts(Protocol):
         ...
 
 
-class CarrierDesk(ReceiptSink, CostSink, AwaitedParts, Protocol):
+class BatchJournal(Protocol):
+    async def journal(
+        self, connector: str, key: str, body: bytes, members: Sequence[tuple[str, int]]
+    ) -> None:
+        """Keep a batch (its key, body and (message id, step) members) before it is sent."""
+        ...
+
+    async def journaled(
+        self, connector: str, members: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], JournaledBatch]:
+        """The latest batch each of `members` was sent in, where one was kept."""
+        ...
+
+
+class CarrierDesk(ReceiptSink, CostSink, AwaitedParts, BatchJournal, Protocol):
     """Everything the engine offers a carrier's connector (engine.receipts.Reconciler)."""
 
 

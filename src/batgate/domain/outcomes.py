@@ -69,6 +69,17 @@ class CarrierCost:
 
 
 @dataclass(frozen=True, slots=True)
+class JournaledBatch:
+    """A batch handed to an upstream as it was kept before it was sent: sending it
+    again is the same request (its Idempotency-Key and body), for all its members
+    ((message id, step) pairs)."""
+
+    key: str
+    body: bytes
+    members: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Accepted:
     """The channel took the message; a receipt follows (or never comes)."""
 

@@ -219,7 +219,10 @@ class Dispatcher:
 
     async def _send(self, record: MessageRecord) -> Sent:
         step = record.current
-        outbound = Outbound(record.id, step, record.progress.attempts + 1, record.progress.step)
+        resumed = record.previous_claim is not None
+        outbound = Outbound(
+            record.id, step, record.progress.attempts + 1, record.progress.step, resumed
+        )
         account = self._usernames.get(record.account_id)
         async with self._limit:
             sent = await self._switchboard.send(outbound, record.progress.step, account)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from batgate.domain.lifecycle import Transition, on_due, on_receipt
-from batgate.domain.outcomes import CarrierCost, Handover, PartReceipt
+from batgate.domain.outcomes import CarrierCost, Handover, JournaledBatch, PartReceipt
 from batgate.domain.pricing import RateTable
 from batgate.engine.changes import Changes
 from batgate.engine.ratebook import RateBook
@@ -102,6 +102,18 @@ class Reconciler:
     async def awaiting(self, connector: str, handed_before: float, limit: int) -> list[str]:
         """Parts handed to `connector` before then with no receipt yet (for polling)."""
         return await self._store.receipts.awaiting(connector, handed_before, limit)
+
+    async def journal(
+        self, connector: str, key: str, body: bytes, members: Sequence[tuple[str, int]]
+    ) -> None:
+        """A batch for an upstream, kept before it is sent (store.upstream_journal)."""
+        await self._store.upstream_journal.write(connector, key, body, members, self._clock())
+
+    async def journaled(
+        self, connector: str, members: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], JournaledBatch]:
+        """The batch each message was last sent in, for messages taken back."""
+        return await self._store.upstream_journal.find(connector, members)
 
     def _noted(self, message_ids: Sequence[str]) -> None:
         if message_ids:

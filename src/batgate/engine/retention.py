@@ -69,7 +69,9 @@ class Janitor:
         s, r = self._settings, self._retention
         keys_before = now - KEY_WINDOW - KEY_GRACE
         jobs: list[tuple[str, Batch]] = [
-            ("idempotency_keys", lambda n: r.idempotency_keys(keys_before, n))
+            ("idempotency_keys", lambda n: r.idempotency_keys(keys_before, n)),
+            # Kept as long as an upstream keeps the keys they were sent with.
+            ("upstream_batches", lambda n: r.upstream_batches(keys_before, n)),
         ]
         if s.redact_after_days:
             redact_before = now - s.redact_after_days * DAY

@@ -55,6 +55,7 @@ from batgate.store.schema import (
     rates,
 )
 from batgate.store.shared_reads import SharedReads
+from batgate.store.upstream_journal import UpstreamJournal
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,8 @@ class Priced:
 class Store:
     """The store's one door: messages, accounts and rates here, and its named parts —
     `outbox` (webhook events), `receipts` (carriers' receipts), `rate_buckets`,
-    `retention`, `gauges`, `connectors` (switches and reports), `carrier_costs` — for
-    the rest. Nothing outside store/ speaks SQL or holds a connection."""
+    `retention`, `gauges`, `connectors` (switches and reports), `carrier_costs`,
+    `upstream_journal` — for the rest. Nothing outside store/ speaks SQL or holds a connection."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -136,6 +137,7 @@ class Store:
         self.retention = Retention(db)
         self.connectors = ConnectorBoard(db)
         self.carrier_costs = CarrierCosts(db)
+        self.upstream_journal = UpstreamJournal(db)
         self.gauges = Gauges(db)
         self._intake = Intake(db, new_message_id)
         # The hot status read, on SQLite: see Database.lookup and point_read.

@@ -23,6 +23,8 @@ from batgate.store.schema import (
     message_notes,
     messagelists,
     messages,
+    upstream_batch_members,
+    upstream_batches,
     webhook_attempts,
 )
 
@@ -143,6 +145,25 @@ class Retention:
                     )
                 removed = max(removed, len(found))
         return removed
+
+    async def upstream_batches(self, before: float, limit: int) -> int:
+        """Batches handed to SMSBAT upstreams before `before` (kept while an upstream
+        keeps their keys), with their members; how many batches went."""
+        async with self.db.writer.begin() as conn:
+            found = (
+                await conn.execute(
+                    sa.select(upstream_batches.c.connector, upstream_batches.c.key)
+                    .where(upstream_batches.c.created_at < before)
+                    .order_by(upstream_batches.c.created_at)
+                    .limit(limit)
+                )
+            ).all()
+            for connector, key in found:
+                for table in (upstream_batch_members, upstream_batches):
+                    await conn.execute(
+                        table.delete().where(table.c.connector == connector, table.c.key == key)
+                    )
+        return len(found)
 
     async def redact(self, before: float, now: float, limit: int) -> int:
         """Blank the text and messageData of final messages last changed before `before`

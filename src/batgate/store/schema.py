@@ -272,3 +272,28 @@ carrier_costs = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("at", sa.Float, nullable=False),
 )
+
+# The batches handed to an SMSBAT upstream, written before they are sent: after a
+# crash, a message taken back is sent again in its batch, with the batch's key and
+# body, so an upstream that honours Idempotency-Key answers it without a second copy.
+upstream_batches = sa.Table(
+    "upstream_batches",
+    metadata,
+    sa.Column("connector", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("members", sa.Text, nullable=False),  # JSON [[message id, step], ...]
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+sa.Index("ix_upstream_batches_created", upstream_batches.c.created_at)
+
+upstream_batch_members = sa.Table(
+    "upstream_batch_members",
+    metadata,
+    sa.Column("connector", sa.String(32), primary_key=True),
+    sa.Column("message_id", sa.String(32), primary_key=True),
+    sa.Column("step", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+sa.Index("ix_upstream_batch_members_created", upstream_batch_members.c.created_at)

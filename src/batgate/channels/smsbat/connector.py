@@ -10,11 +10,14 @@ read per message: `accepted` → taken, its upstream id kept like an SMSC's id o
 part; `rejected` → the step is undeliverable, the upstream's code and message its
 reason.
 
-**Never twice.** A batch whose answer was lost (a timeout, the connection dropped,
-a 500) is sent again with the same key and the same body — at once (`retries`),
-then whenever one of its messages comes back (the switchboard keeps such a step on
-this connector): an upstream that honours the key answers what it answered the
-first time, and each message of the batch gets its own answer. 502/503/504 and a
+**Never twice.** Each batch is written to the database (store.upstream_journal)
+before it is first sent. A batch whose answer was lost (a timeout, the connection
+dropped, a 500) is sent again with the same key and the same body — at once
+(`retries`), then whenever one of its messages comes back (the switchboard keeps
+such a step on this connector), and after a crash when another process takes its
+messages back (their claim's lease ran out: `Outbound.resumed`) and finds their
+batch in the journal: an upstream that honours the key answers what it answered
+the first time, and each message of the batch gets its own answer. 502/503/504 and a
 refused connection took nothing: the switchboard may give the step to another
 connector.
 
@@ -41,7 +44,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -83,7 +86,7 @@ class Batch:
     members: list[Key]
     body: bytes
     round: asyncio.Task[list[SendResult]] | None = None
-    sent_at: float = field(default_factory=time.monotonic)
+    kept: bool = False  # written to the journal (before it is first sent)
 
 
 class SmsbatConnector:
@@ -163,6 +166,8 @@ class SmsbatConnector:
         if answer is not None:
             return answer
         batch = self._unanswered.get(key)
+        if batch is None and message.resumed:
+            batch = await self._kept_batch(key)
         if batch is not None:
             return await self._again(batch, key)
         if self.down_reason is not None and self._clock() < self._retry_refused_at:
@@ -218,6 +223,19 @@ class SmsbatConnector:
         batch.round.add_done_callback(self._rounds.discard)
         return batch.round
 
+    async def _kept_batch(self, key: Key) -> Batch | None:
+        """The batch a message taken back after a crash was sent in, from the journal:
+        it may have been taken, so it is sent again whole, with its key and body."""
+        kept = (await self._desk.journaled(self.name, [key])).get(key)
+        if kept is None:
+            return None
+        batch = self._unanswered.get(key)  # another of its messages found it meanwhile
+        if batch is None or batch.key != kept.key:
+            batch = Batch(kept.key, list(kept.members), kept.body, kept=True)
+            for member in kept.members:
+                self._unanswered.setdefault(member, batch)
+        return batch
+
     async def _again(self, batch: Batch, key: Key) -> SendResult:
         """A message of a batch that may have been taken came back: the batch is sent
         again (once for all its messages that come back meanwhile)."""
@@ -237,6 +255,14 @@ class SmsbatConnector:
         """Send the batch, trying again with its key while the answer is lost; one
         result per message. Remembers the batch while it may have been taken."""
         maybe_taken = any(self._unanswered.get(key) is batch for key in batch.members)
+        if not batch.kept:
+            try:
+                await self._desk.journal(self.name, batch.key, batch.body, batch.members)
+            except Exception as exc:  # nothing was sent: it may go anywhere
+                log.exception("%s: could not keep batch %s before sending it", self.name, batch.key)
+                why = f"{self.name}: the batch could not be kept before sending: {exc!r}"
+                return [Failed(why, True, retry_after=1.0)] * len(batch.members)
+            batch.kept = True
         why = ""
         for retry in range(self._settings.retries + 1):
             if retry:
