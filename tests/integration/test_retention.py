@@ -63,6 +63,10 @@ async def make(store: Store, account: Account, raw: Raw) -> Made:
             " VALUES (?, ?, 'h', '{}', ?)",
             (account.id, key, NOW - age),
         )
+    for key, age in [("old", 2 * DAY), ("fresh", 3_600)]:
+        members = [(final_recent[0], 0), (final_recent[1], 0)] if key == "old" else []
+        members += [(open_old[0], 0)] if key == "fresh" else []
+        await store.upstream_journal.write("up", key, b"{}", members, NOW - age)
     return Made(final_old, final_recent, open_old, events)
 
 
@@ -116,6 +120,9 @@ async def test_what_retention_removes(
     attempts = ids_of(raw, "SELECT event_id FROM webhook_attempts")
     assert attempts <= kept  # an attempt never outlives its event
     assert ids_of(raw, "SELECT key FROM idempotency_keys") == {"fresh"}
+    # Upstream batches go with the keys they were sent under, their members with them.
+    assert ids_of(raw, "SELECT key FROM upstream_batches") == {"fresh"}
+    assert ids_of(raw, "SELECT key FROM upstream_batch_members") == {"fresh"}
     lists = raw.scalar("SELECT count(*) FROM messagelists")
     assert lists == 1  # emptied lists go; this one still has messages
 
