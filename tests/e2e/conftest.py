@@ -221,7 +221,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _wait_healthy(proc: subprocess.Popen[bytes], base_url: str, log: Path) -> bool:
-    """True once /healthz answers 200; False if the port was taken; raises otherwise."""
+    """True once our process answers /healthz with 200; False if the port was taken
+    (by another process, or answered by another's server); raises otherwise."""
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -230,10 +231,14 @@ def _wait_healthy(proc: subprocess.Popen[bytes], base_url: str, log: Path) -> bo
                 return False
             raise RuntimeError(f"batgate serve exited {proc.returncode}:\n{text}")
         try:
-            if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
-                return True
+            answer = httpx.get(f"{base_url}/healthz", timeout=1.0)
         except httpx.TransportError:
             pass
+        else:
+            if answer.status_code == 200:
+                # Another test's server may hold the port (two free_port() calls can
+                # return the same one): only our own process counts.
+                return answer.json().get("pid") == proc.pid
         time.sleep(0.05)
     raise RuntimeError(f"batgate serve not healthy in {_START_TIMEOUT} s:\n{log.read_text()}")
 

@@ -98,9 +98,14 @@ class Upstream:
     def _healthy(self) -> bool:
         assert self.proc is not None and self.proc.poll() is None, self.log()
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            answer = httpx.get(f"{self.url}/healthz", timeout=1)
         except httpx.TransportError:
             return False
+        # Only our process counts: another test's server may have taken the port.
+        assert answer.status_code != 200 or answer.json().get("pid") == self.proc.pid, (
+            "the upstream's port was taken by another process"
+        )
+        return answer.status_code == 200
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -409,7 +414,7 @@ def test_the_upstream_killed_and_restarted_mid_send_loses_and_repeats_nothing(
         timeout=60,
     )
     pair.upstream.kill()
-    time.sleep(0.5)  # hand-overs meet a dead upstream meanwhile
+    time.sleep(0.2)  # hand-overs meet a dead upstream meanwhile
     pair.upstream.start()
     finals = wait_until(
         lambda: statuses(pair.down, pair.account, ids),

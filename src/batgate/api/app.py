@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -236,8 +237,9 @@ def _routes(
         tags=["operations"],
         summary="Liveness: 200 once the gateway serves",
     )
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    async def healthz() -> dict[str, str | int]:
+        # `pid`: which process answers, for supervisors that started it on a given port.
+        return {"status": "ok", "version": __version__, "pid": os.getpid()}
 
 
 def _nothing() -> None:

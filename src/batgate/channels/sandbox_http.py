@@ -17,7 +17,7 @@ The wire, JSON both ways::
     GET /stats      {"submissions", "handovers", "messages", "repeats",
                      "repeated": [{"messageId", "channel", "attempt", "count"}],
                      "submittedMoreThanOnce": {messageId: count}}
-    GET /healthz    {"status": "ok"}
+    GET /healthz    {"status": "ok", "pid": …}
 
 A receipt's time travels as a delay from the answer, not as a clock reading, so
 the carrier's and the workers' clocks need not agree. A hand-over is one message,
@@ -28,6 +28,7 @@ the same one submitted again is a repeat.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections import Counter
@@ -159,7 +160,7 @@ def carrier_app(
         return _json(ledger.stats())
 
     async def healthz(_request: web.Request) -> web.Response:
-        return _json({"status": "ok"})
+        return _json({"status": "ok", "pid": os.getpid()})
 
     app = web.Application()
     app.router.add_post("/messages", submit)
