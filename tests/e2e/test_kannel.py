@@ -210,6 +210,7 @@ def kannel_server(
         "BATGATE_CONFIG": str(config),
         "BATGATE_DISPATCHER__POLL_INTERVAL": "0.05",
         "BATGATE_RATE_LIMIT__ENABLED": "false",
+        "BATGATE_DATABASE_POOL_SIZE": "3",  # beside other modules on one PostgreSQL server
     }
     return start_module_server(workdir, settings, databases.url(backend, workdir))
 

@@ -55,6 +55,9 @@ QUICK = {
     "BATGATE_WEBHOOKS__RETRY_DELAYS": "[0.2,0.2]",
     "BATGATE_WEBHOOKS__REPEAT_EVERY": "0.2",
     "BATGATE_WEBHOOKS__POLL_INTERVAL": "0.05",
+    # Few connections each: this module runs beside others on one PostgreSQL server
+    # (max_connections 100); it needs no more.
+    "BATGATE_DATABASE_POOL_SIZE": "3",
 }
 # The upstream refuses SMS of more than three parts: a step it rejects, with its reason.
 # Killed, it takes back the messages it had claimed when their lease runs out: soon.
