@@ -292,9 +292,9 @@ def _workdir_and_database(
     return workdir, databases.url(backend, workdir)
 
 
-@pytest.fixture
-def start_server() -> Iterator[Callable[..., Server]]:
-    """`running_server` as a function for tests; every server is stopped at the end."""
+@contextmanager
+def server_starter() -> Iterator[Callable[..., Server]]:
+    """`running_server` as a function; every server it started stops when the block ends."""
     with ExitStack() as stack:
 
         def start(
@@ -308,19 +308,17 @@ def start_server() -> Iterator[Callable[..., Server]]:
         yield start
 
 
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., Server]]:
+    """`running_server` as a function for tests; every server is stopped at the end."""
+    with server_starter() as start:
+        yield start
+
+
 @pytest.fixture(scope="module")
 def start_module_server() -> Iterator[Callable[..., Server]]:
     """`start_server` for a module's fixtures: its servers stop when the module ends."""
-    with ExitStack() as stack:
-
-        def start(
-            workdir: Path,
-            settings: Mapping[str, str] | None = None,
-            database_url: str | None = None,
-            *options: str,
-        ) -> Server:
-            return stack.enter_context(running_server(workdir, settings, database_url, *options))
-
+    with server_starter() as start:
         yield start
 
 
