@@ -43,13 +43,17 @@ def database_url(databases: Databases, backend: str, tmp_path: Path) -> Iterator
         yield url
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`--dist loadgroup`, scripts/run-tests), a module's tests on
-    one backend stay on one worker, so its module-scoped servers start once."""
+    one backend stay on one worker, so its module-scoped servers start once. First of
+    the hooks: xdist reads the marks in its own, which would otherwise run before."""
     for item in items:
         params = getattr(item, "callspec", None)
         backend = params.params.get("backend") if params is not None else None
-        group = item.nodeid.split("::", 1)[0] + (f"[{backend}]" if backend else "")
+        # No "]" at the end: xdist takes what follows "@" as the group only when it
+        # comes after the last "]" of the node id.
+        group = item.nodeid.split("::", 1)[0] + (f":{backend}" if backend else "")
         item.add_marker(pytest.mark.xdist_group(group))
 
 
