@@ -6,6 +6,7 @@ the receipts as statuses over HTTP and as webhooks, on both databases.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -140,6 +141,11 @@ def test_receipts_become_statuses_and_webhooks(
         what="a webhook with each final status",
     )
     assert all(h.acked for h in hooks)
+    # The SMSC's own words in its receipt are in the story of the one it did not deliver.
+    undelivered = ids[[c[0] for c in CASES].index("UNDELIV receipt")]
+    story = json.loads(smpp_server.cli("messages", "show", undelivered, "--json").stdout)
+    told = [line["reason"] for line in story["story"] if line.get("reason")]
+    assert any("SMSC: UNDELIVERABLE err:001" in why for why in told), told
     metrics = httpx.get(f"{smpp_server.base_url}/metrics", timeout=10).text
     assert 'batgate_smpp_bound_connections{connector="carrier1"} 1.0' in metrics
     assert 'batgate_smpp_submits_total{connector="carrier1",result="ESME_RTHROTTLED"}' in metrics

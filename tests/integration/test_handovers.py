@@ -48,6 +48,11 @@ def ids(*keys: str) -> tuple[CarrierId, ...]:
     return tuple(CarrierId(k) for k in keys)
 
 
+def said(key: str, status: CS) -> str:
+    """What the carrier says in its receipt for a part."""
+    return f"SMSC: {status.value.upper()} err:{key}"
+
+
 # Events: "send" — the dispatcher's tick hands the message over and writes the parts;
 # (key, status) — a receipt for that part id. After the events one more tick applies
 # what was announced. (id, parts, events, final status)
@@ -97,9 +102,8 @@ async def _run(
         else:
             key, status = event  # type: ignore[misc]
             aliases = (lookups or {}).get(key, ())
-            ended = await store.receipts.record(
-                "c1", [PartReceipt(CarrierId(key, aliases), status)], clock()
-            )
+            receipt = PartReceipt(CarrierId(key, aliases), status, said(key, status))
+            ended = await store.receipts.record("c1", [receipt], clock())
             if applied_by == "receipts":
                 await dispatcher.reconciler.apply(ended)
     clock.advance(0.1)
@@ -127,6 +131,12 @@ async def test_receipts_meet_their_parts(
     assert carrier.sends == 1
     if final.is_final:
         assert record.progress.steps == (CS(final.value),)
+    # The story tells what the carrier said of the part that failed, whichever came first.
+    story = " | ".join(line.reason or "" for line in await store.story(message_id))
+    failed = [e for e in events if isinstance(e, tuple) and e[1] is U]
+    if final is DS.UNDELIVERABLE:
+        assert said(failed[0][0], U) in story, story
+    assert "err:" not in story or failed, story
 
 
 @pytest.mark.parametrize(

@@ -327,7 +327,10 @@ async def test_polling_keeps_final_statuses_and_asks_again_later_about_the_other
     link = connector(url, desk, status_rate=1000, poll_after=5)
     try:
         assert await link.poll() == 3
-        assert desk.got == [PartReceipt(CarrierId("u1"), ChannelStatus.DELIVERED)]
+        delivered = PartReceipt(
+            CarrierId("u1"), ChannelStatus.DELIVERED, "upstream status delivered"
+        )
+        assert desk.got == [delivered]
         assert desk.billed == [CarrierCost("m1", 0, 0.05, "USD")]
         desk.waiting = ["u2", "u3"]
         assert await link.poll() == 0  # asked again only after poll_after, doubling

@@ -55,15 +55,16 @@ def kannel_call(
     return CarrierCall("GET", {}, query, b"")
 
 
-def receipt(ref: str, status: CS) -> CallbackNews:
-    return CallbackNews((PartReceipt(CarrierId(ref), status),))
+def receipt(ref: str, status: CS, said: str) -> CallbackNews:
+    """The news of one receipt; `said`: the carrier's status value, kept as its words."""
+    return CallbackNews((PartReceipt(CarrierId(ref), status, f"carrier status {said!r}"),))
 
 
 # (id, Kannel's DLR type, what the call brings)
 KANNEL_TYPES = [
-    ("1 delivered to the phone", "1", receipt("m1.0", CS.DELIVERED)),
-    ("2 not delivered to the phone", "2", receipt("m1.0", CS.UNDELIVERABLE)),
-    ("16 refused by the SMSC", "16", receipt("m1.0", CS.UNDELIVERABLE)),
+    ("1 delivered to the phone", "1", receipt("m1.0", CS.DELIVERED, "1")),
+    ("2 not delivered to the phone", "2", receipt("m1.0", CS.UNDELIVERABLE, "2")),
+    ("16 refused by the SMSC", "16", receipt("m1.0", CS.UNDELIVERABLE, "16")),
     ("8 the SMSC's acknowledgement", "8", CallbackNews()),
     ("4 queued at the SMSC", "4", CallbackNews()),
     ("32 unknown: pending", "32", CallbackNews()),
@@ -123,11 +124,23 @@ def console_call(body: Any, token: str | None = FIXED_TOKEN) -> CarrierCall:
 
 # (id, the JSON posted, what the call brings)
 CONSOLE_CALLS = [
-    ("delivered", {"message": {"id": "p-1", "state": "DELIVERED"}}, receipt("p-1", CS.DELIVERED)),
-    ("letter case", {"message": {"id": "p-1", "state": "delivered"}}, receipt("p-1", CS.DELIVERED)),
-    ("failed", {"message": {"id": 77, "state": "FAILED"}}, receipt("77", CS.UNDELIVERABLE)),
+    (
+        "delivered",
+        {"message": {"id": "p-1", "state": "DELIVERED"}},
+        receipt("p-1", CS.DELIVERED, "DELIVERED"),
+    ),
+    (
+        "letter case",
+        {"message": {"id": "p-1", "state": "delivered"}},
+        receipt("p-1", CS.DELIVERED, "delivered"),
+    ),
+    (
+        "failed",
+        {"message": {"id": 77, "state": "FAILED"}},
+        receipt("77", CS.UNDELIVERABLE, "FAILED"),
+    ),
     ("pending", {"message": {"id": "p-1", "state": "SENT"}}, CallbackNews()),
-    ("unknown", {"message": {"id": "p-1", "state": "??"}}, receipt("p-1", CS.UNDELIVERABLE)),
+    ("unknown", {"message": {"id": "p-1", "state": "??"}}, receipt("p-1", CS.UNDELIVERABLE, "??")),
 ]
 
 
@@ -151,7 +164,7 @@ def test_a_form_posted_call_is_read_by_param() -> None:
         [("token", FIXED_TOKEN)],
         b"id=p-9&st=OK",
     )
-    assert HttpCallbacks("prov", settings).read(call) == receipt("p-9", CS.DELIVERED)
+    assert HttpCallbacks("prov", settings).read(call) == receipt("p-9", CS.DELIVERED, "OK")
 
 
 def test_a_provider_call_must_have_the_token_and_an_id() -> None:

@@ -620,3 +620,31 @@ def test_a_heard_receipt_is_noted_and_due_now(
     applied = on_due(t.progress, chain, T0 + 2)
     assert isinstance(applied, Transition)
     assert applied.entered == (DeliveryStatus(status.value),)
+
+
+# (id, what the carrier said, the note the receipt leaves when heard, its step's end reason)
+SAID = [
+    ("nothing said", "", None, "the carrier's receipt: undeliverable"),
+    (
+        "an SMSC's words",
+        "SMSC: UNDELIVERABLE err:012",
+        "the carrier says: SMSC: UNDELIVERABLE err:012",
+        "the carrier's receipt: undeliverable (SMSC: UNDELIVERABLE err:012)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("detail", "heard_note", "ended"), [s[1:] for s in SAID], ids=[s[0] for s in SAID]
+)
+def test_what_the_carrier_said_is_kept_in_the_story(
+    detail: str, heard_note: str | None, ended: str
+) -> None:
+    chain = CHAINS["sms"]
+    progress = replace(handed(), carrier_ref="ref")
+    heard = on_receipt_heard(progress, CS.UNDELIVERABLE, "ref", T0 + 2, detail)
+    assert heard is not None
+    assert [n.reason for n in heard.notes] == ([heard_note] if heard_note else [])
+    # A receipt applied at once (it came before its hand-over was written) says it too.
+    applied = on_receipt(progress, CS.UNDELIVERABLE, chain, T0 + 2, detail=detail)
+    assert applied is not None and [n.reason for n in applied.notes] == [ended]

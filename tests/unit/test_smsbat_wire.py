@@ -120,7 +120,7 @@ def test_an_answer_of_another_shape_is_unreadable(answer: Any, count: int) -> No
 
 
 def receipt(status: ChannelStatus) -> PartReceipt:
-    return PartReceipt(CarrierId("u1"), status)
+    return PartReceipt(CarrierId("u1"), status, f"upstream status {status.value}")
 
 
 @pytest.mark.parametrize(

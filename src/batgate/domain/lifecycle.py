@@ -132,11 +132,12 @@ def on_receipt(
     chain: Sequence[Step],
     now: float,
     carrier_ref: str | None = None,
+    detail: str = "",
 ) -> Transition | None:
     """Apply a delivery receipt for the current step; None when it changes nothing.
 
     With `carrier_ref`, a receipt for another hand-over (an earlier step or
-    attempt) is ignored.
+    attempt) is ignored. `detail`: the carrier's own words, kept in the reason.
     """
     if p.status.is_final or p.step_status is not ChannelStatus.PROCESSING:
         return None
@@ -144,7 +145,13 @@ def on_receipt(
         return None
     if not status.is_final:
         return None
-    return _step_ends(p, status, chain, now, f"the carrier's receipt: {status.value}")
+    return _step_ends(p, status, chain, now, receipt_reason(status, detail))
+
+
+def receipt_reason(status: ChannelStatus, detail: str = "") -> str:
+    """How a carrier's receipt is told in a message's story."""
+    said = f" ({detail})" if detail else ""
+    return f"the carrier's receipt: {status.value}{said}"
 
 
 def on_stuck(p: Progress, chain: Sequence[Step], reclaims: int, now: float) -> Transition | None:
@@ -161,7 +168,7 @@ def on_stuck(p: Progress, chain: Sequence[Step], reclaims: int, now: float) -> T
 
 
 def on_receipt_heard(
-    p: Progress, outcome: ChannelStatus, carrier_ref: str | None, now: float
+    p: Progress, outcome: ChannelStatus, carrier_ref: str | None, now: float, detail: str = ""
 ) -> Transition | None:
     """A carrier's final receipt for the current hand-over was heard (all its parts
     answered): it is noted on the message, due now, so that `on_due` applies it in
@@ -172,6 +179,8 @@ def on_receipt_heard(
     `Progress.receipt` has this one meaning, whoever noted it: the final outcome of
     the current hand-over, applied when the message is due (the sandbox knows it at
     the hand-over and makes it due later; a carrier's receipt is due at once).
+    What the carrier said (`detail`) is noted now, in the story: the message keeps
+    only the outcome.
     """
     if p.status.is_final or p.step_status is not ChannelStatus.PROCESSING:
         return None
@@ -179,7 +188,8 @@ def on_receipt_heard(
         return None
     if p.receipt is not None or not outcome.is_final:
         return None
-    return Transition(replace(p, receipt=outcome, due_at=now), ())
+    notes = (Note(p.step, f"the carrier says: {detail}"),) if detail else ()
+    return Transition(replace(p, receipt=outcome, due_at=now), (), notes)
 
 
 def _on_failed(

@@ -51,10 +51,13 @@ class Handover:
 
 @dataclass(frozen=True, slots=True)
 class PartReceipt:
-    """A carrier's final receipt for one part: which part, and how it ended."""
+    """A carrier's final receipt for one part: which part, how it ended, and what the
+    carrier said in its own words (`detail`: its status and error code, kept in the
+    message's story when the part was not delivered)."""
 
     part: CarrierId
     status: ChannelStatus
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,10 +72,11 @@ class Reconciler:
         settled: list[Change] = []
         for change in changes:
             handover, before = change.handover, change.transition
-            outcome = early.outcome(handover) if handover is not None else None
             after = None
-            if outcome is not None and before is not None:
-                after = on_receipt(before.progress, outcome, change.record.chain, now)
+            outcome = early.outcome(handover) if handover is not None else None
+            if handover is not None and outcome is not None and before is not None:
+                chain, detail = change.record.chain, early.detail(handover)
+                after = on_receipt(before.progress, outcome, chain, now, detail=detail)
             if after is None or before is None:
                 settled.append(change)
                 continue

@@ -39,18 +39,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from batgate.domain.lifecycle import on_receipt_heard
+from batgate.domain.lifecycle import Note, on_receipt_heard
 from batgate.domain.outcomes import CarrierId, Handover, PartReceipt, handover_outcome
 from batgate.domain.records import MessageRecord
 from batgate.domain.status import ChannelStatus
 from batgate.store.database import Database
 from batgate.store.rows import message_from_row
-from batgate.store.schema import carrier_parts, carrier_receipts, messages
+from batgate.store.schema import carrier_parts, carrier_receipts, message_notes, messages
 
 # Receipts nobody claims (a late duplicate, a part never recorded) and parts that
 # never got a receipt are purged after this long: longer than the longest TTL.
 KEEP_SECONDS = 31 * 86_400
 _CHUNK = 500  # ids per IN list
+DETAIL_CHARS = 200  # of what a carrier said of a part (carrier_receipts.detail)
 
 _PART_ROWS = (
     sa.select(
@@ -102,12 +103,17 @@ _NOTE = (
     )
 )
 _EARLY_ROWS = (
-    sa.select(carrier_receipts.c.smsc_id, carrier_receipts.c.status)
+    sa.select(carrier_receipts.c.smsc_id, carrier_receipts.c.status, carrier_receipts.c.detail)
     .where(carrier_receipts.c.connector == sa.bindparam("connector"))
     .where(carrier_receipts.c.smsc_id.in_(sa.bindparam("ids", expanding=True)))
 )
 _EARLY_FULL = (
-    sa.select(carrier_receipts.c.smsc_id, carrier_receipts.c.aliases, carrier_receipts.c.status)
+    sa.select(
+        carrier_receipts.c.smsc_id,
+        carrier_receipts.c.aliases,
+        carrier_receipts.c.status,
+        carrier_receipts.c.detail,
+    )
     .where(carrier_receipts.c.connector == sa.bindparam("connector"))
     .where(carrier_receipts.c.smsc_id.in_(sa.bindparam("ids", expanding=True)))
 )
@@ -203,8 +209,8 @@ class Receipts:
                 for chunk in _chunks(ids):
                     rows = await conn.execute(_EARLY_FULL, {"connector": connector, "ids": chunk})
                     early += [
-                        PartReceipt(CarrierId(i, tuple(a.split())), ChannelStatus(st))
-                        for i, a, st in rows
+                        PartReceipt(CarrierId(i, tuple(a.split())), ChannelStatus(st), d or "")
+                        for i, a, st, d in rows
                     ]
                 if not early:
                     continue
@@ -240,6 +246,7 @@ async def _match(
             if status is not None:
                 answered.add(smsc_id)
     got: dict[str, ChannelStatus] = {}  # part → the receipt it gets now
+    said: dict[str, list[str]] = {}  # hand-over → what the carrier said of its failed parts
     unmatched: list[PartReceipt] = []
     for receipt in receipts:
         hit = next((k for k in receipt.part.lookups if k in known), None)
@@ -247,10 +254,16 @@ async def _match(
             unmatched.append(receipt)
         elif hit not in answered and hit not in got:
             got[hit] = receipt.status  # (a repeated receipt for an answered part: dropped)
+            if receipt.detail and receipt.status is not ChannelStatus.DELIVERED:
+                said.setdefault(known[hit].carrier_ref, []).append(receipt.detail)
     if not got:
         return [], unmatched
     outcomes = await _outcomes(conn, connector, [known[k] for k in got], got)
-    ended = {ref: outcome for ref, (_m, outcome) in outcomes.items() if outcome is not None}
+    ended = {
+        ref: (message_id, outcome, "; ".join(said.get(ref, ())))
+        for ref, (message_id, outcome) in outcomes.items()
+        if outcome is not None
+    }
     await _executemany(
         conn,
         _MARK_PART,
@@ -263,31 +276,34 @@ async def _match(
     await _executemany(
         conn, _FORGET_HANDOVER, [{"b_connector": connector, "b_ref": ref} for ref in ended]
     )
-    messages_of = {ref: (outcomes[ref][0], outcome) for ref, outcome in ended.items()}
-    return await _note(conn, messages_of, now), unmatched
+    return await _note(conn, ended, now), unmatched
 
 
 async def _note(
-    conn: AsyncConnection, ended: dict[str, tuple[str, ChannelStatus]], now: float
+    conn: AsyncConnection, ended: dict[str, tuple[str, ChannelStatus, str]], now: float
 ) -> list[str]:
     """Note each ended hand-over's outcome on its message, through the state machine
-    (`on_receipt_heard`: due now); the messages noted. Their rows are locked first on
-    PostgreSQL, so nothing changes them between the read and the compare-and-set."""
+    (`on_receipt_heard`: due now), and what the carrier said in the message's story;
+    the messages noted. Their rows are locked first on PostgreSQL, so nothing changes
+    them between the read and the compare-and-set."""
     if not ended:
         return []
-    ids = sorted({mid for mid, _ in ended.values()})
+    ids = sorted({mid for mid, _, _ in ended.values()})
     records: dict[str, MessageRecord] = {}
     for chunk in _chunks(ids):
         query = sa.select(messages).where(messages.c.id.in_(chunk)).order_by(messages.c.id)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
         records.update((row.id, message_from_row(row)) for row in await conn.execute(query))
-    rows, noted = [], []
-    for ref, (message_id, outcome) in ended.items():
+    rows, noted, notes = [], [], []
+    for ref, (message_id, outcome, detail) in ended.items():
         record = records.get(message_id)
-        heard = None if record is None else on_receipt_heard(record.progress, outcome, ref, now)
+        heard = None
+        if record is not None:
+            heard = on_receipt_heard(record.progress, outcome, ref, now, detail)
         if record is None or heard is None:
             continue  # another hand-over's (an earlier step or attempt), or final already
+        notes += note_rows(record, heard.notes, now)
         rows.append(
             {
                 "b_id": message_id,
@@ -299,7 +315,23 @@ async def _note(
         )
         noted.append(message_id)
     await _executemany(conn, _NOTE, rows)
+    if notes:
+        await conn.execute(message_notes.insert(), notes)
     return noted
+
+
+def note_rows(record: MessageRecord, notes: Iterable[Note], now: float) -> list[dict[str, Any]]:
+    """`message_notes` rows: why things happened to a message, for its story."""
+    return [
+        {
+            "message_id": record.id,
+            "at": now,
+            "step": note.step,
+            "channel": record.chain[note.step].channel.value,
+            "reason": note.reason,
+        }
+        for note in notes
+    ]
 
 
 async def _outcomes(
@@ -342,6 +374,7 @@ async def _keep_early(
                 "smsc_id": r.part.key,
                 "aliases": " ".join(r.part.aliases),
                 "status": r.status.value,
+                "detail": r.detail[:DETAIL_CHARS] or None,
                 "received_at": now,
             }
             for r in latest.values()
@@ -356,8 +389,11 @@ class EarlyReceipts:
     """The receipts that came before the parts of some hand-overs, read in one
     statement per connector: what each hand-over's outcome already is."""
 
-    def __init__(self, found: dict[str, dict[str, ChannelStatus]]) -> None:
+    def __init__(
+        self, found: dict[str, dict[str, ChannelStatus]], said: dict[str, dict[str, str]]
+    ) -> None:
         self._found = found
+        self._said = said
 
     @classmethod
     async def read(cls, conn: AsyncConnection, handovers: Iterable[Handover]) -> EarlyReceipts:
@@ -367,12 +403,16 @@ class EarlyReceipts:
             for part in handover.parts:
                 ids.update(part.lookups)
         found: dict[str, dict[str, ChannelStatus]] = {}
+        said: dict[str, dict[str, str]] = {}
         for connector, ids in wanted.items():
             of_connector = found.setdefault(connector, {})
             for chunk in _chunks(ids):
                 rows = await conn.execute(_EARLY_ROWS, {"connector": connector, "ids": chunk})
-                of_connector.update((smsc_id, ChannelStatus(status)) for smsc_id, status in rows)
-        return cls(found)
+                for smsc_id, status, detail in rows:
+                    of_connector[smsc_id] = ChannelStatus(status)
+                    if detail and status != ChannelStatus.DELIVERED.value:
+                        said.setdefault(connector, {})[smsc_id] = detail
+        return cls(found, said)
 
     def statuses(self, handover: Handover) -> tuple[ChannelStatus | None, ...]:
         """Each part's early receipt, or None."""
@@ -384,6 +424,15 @@ class EarlyReceipts:
     def outcome(self, handover: Handover) -> ChannelStatus | None:
         """The hand-over's outcome from early receipts alone (None: wait for more)."""
         return handover_outcome(self.statuses(handover))
+
+    def detail(self, handover: Handover) -> str:
+        """What the carrier said of the parts it did not deliver ("" when nothing)."""
+        said = self._said.get(handover.connector, {})
+        return "; ".join(
+            next((said[k] for k in part.lookups if k in said), "")
+            for part in handover.parts
+            if any(k in said for k in part.lookups)
+        )
 
     def taken_by(self, handover: Handover) -> set[str]:
         """The ids of the early receipts this hand-over's parts take."""

@@ -487,7 +487,9 @@ class Store:
                     progress = transition.progress
                     heard = None
                     if outcome is not None:
-                        heard = on_receipt_heard(progress, outcome, progress.carrier_ref, now)
+                        detail = book.early.detail(handover)
+                        ref = progress.carrier_ref
+                        heard = on_receipt_heard(progress, outcome, ref, now, detail)
                     if heard is not None:
                         # Its receipts came first (after the engine looked): noted with
                         # the move, due at once (engine.receipts applies it).
@@ -503,17 +505,7 @@ class Store:
                         change.record.id, transition.progress.carrier_ref or "", change.handover
                     )
                 if ok and transition is not None and transition.notes:
-                    chain = change.record.chain
-                    notes += [
-                        {
-                            "message_id": change.record.id,
-                            "at": now,
-                            "step": note.step,
-                            "channel": chain[note.step].channel.value,
-                            "reason": note.reason,
-                        }
-                        for note in transition.notes
-                    ]
+                    notes += handovers.note_rows(change.record, transition.notes, now)
                 if ok and change.notifications:
                     account_id = change.record.account_id
                     if account_id not in hooks:

@@ -128,6 +128,8 @@ carrier_receipts = sa.Table(
     sa.Column("aliases", sa.String(200), nullable=False),  # space-separated
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
+    # What the carrier said of a part it did not deliver (migration 0015).
+    sa.Column("detail", sa.String(200), nullable=True),
 )
 sa.Index("ix_carrier_receipts_received", carrier_receipts.c.received_at)
 

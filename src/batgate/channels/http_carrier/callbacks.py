@@ -64,7 +64,8 @@ class HttpCallbacks:
         status = self._meaning.get(folded, self._unknown)
         if status is None:
             return CallbackNews()  # pending: the hand-over is `processing` here already
-        return CallbackNews((PartReceipt(CarrierId(part[:64]), status),))
+        said = f"carrier status {said[:64]!r}"
+        return CallbackNews((PartReceipt(CarrierId(part[:64]), status, said),))
 
 
 def _first(pairs: Sequence[tuple[str, str]], name: str) -> str | None:

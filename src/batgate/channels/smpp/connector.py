@@ -449,7 +449,8 @@ class SmppConnector:
             return
         lookups = self._spelling.lookups(receipt.message_id)
         part = CarrierId(lookups[0], lookups[1:])
-        self._inbox.append(_Inbound(PartReceipt(part, status), session, pdu))
+        said = receipt.state.name + ("" if receipt.error is None else f" err:{receipt.error}")
+        self._inbox.append(_Inbound(PartReceipt(part, status, f"SMSC: {said}"), session, pdu))
         self._inbox_ready.set()
 
     async def _store_receipts(self) -> None:

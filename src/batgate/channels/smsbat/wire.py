@@ -120,7 +120,7 @@ def news_of(doc: Any, currency: str) -> News:
     final = FINAL.get(status)
     if final is None:
         return News(None, None)
-    receipt = PartReceipt(CarrierId(str(upstream_id)), final)
+    receipt = PartReceipt(CarrierId(str(upstream_id)), final, f"upstream status {status}")
     step = step_of(doc.get("customerMessageId"))
     amount = doc.get("billAmount", doc.get("cost"))
     if step is None or not isinstance(amount, int | float) or isinstance(amount, bool):
