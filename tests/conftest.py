@@ -45,10 +45,16 @@ def database_url(databases: Databases, backend: str, tmp_path: Path) -> Iterator
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`--dist loadgroup`, scripts/run-tests), a module's tests on
-    one backend stay on one worker, so its module-scoped servers start once. First of
-    the hooks: xdist reads the marks in its own, which would otherwise run before."""
+    """Under pytest-xdist (`--dist loadgroup`, scripts/run-tests), the tests of a module
+    that share module-scoped fixtures (its servers, an SMSC, Kannel) stay on one worker
+    per backend, so those start once; the other tests spread over every worker, so a
+    module of long tests does not keep one worker busy while the others idle. First
+    of the hooks: xdist reads the marks in its own, which would otherwise run before."""
     for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        if not any(d[-1].scope == "module" for d in defs):
+            continue
         params = getattr(item, "callspec", None)
         backend = params.params.get("backend") if params is not None else None
         # No "]" at the end: xdist takes what follows "@" as the group only when it
