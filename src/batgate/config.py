@@ -632,6 +632,10 @@ class Settings(BaseSettings):
     max_parts: int = 10
     default_ttl: int = 86_400
     auth_cache_seconds: float = 30.0
+    # How long a process remembers whether an account has a suppression list at all
+    # (store.suppressions): another process's first suppression of an account may be
+    # missed this long. 0: look up every batch.
+    suppression_cache_seconds: float = Field(default=1.0, ge=0)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     # SIGTERM (or Ctrl-C) to exit: requests and work under way finish within this many
     # seconds (docs/operations.md, Restarts); /readyz answers 503 from the first moment.

@@ -23,17 +23,24 @@ from batgate.api.probes import add_probes
 from batgate.api.ratelimit import RateLimiter
 from batgate.api.reports import messagelist_status
 from batgate.api.schemas import (
+    ADD_SUPPRESSIONS,
+    ADDED_LINKS,
     GET_MESSAGELIST,
     GET_STATUS,
     GET_STATUSES,
     IDEMPOTENCY_KEY,
+    LIST_SUPPRESSIONS,
     MESSAGE_ID_PARAMETER,
     MESSAGELIST_LINKS,
+    NUMBER_PARAMETER,
     PAGE_PARAMETERS,
+    REMOVE_SUPPRESSION,
     SEND,
     SEND_EXAMPLES,
     SEND_LINKS,
     STATUS_LINKS,
+    SUPPRESSION_PAGE_PARAMETERS,
+    SUPPRESSIONS_LINKS,
     answer,
     describe_api,
     error_response,
@@ -42,6 +49,7 @@ from batgate.api.schemas import (
 )
 from batgate.api.send import SendService
 from batgate.api.status import StatusService, message_ids_of, status_answer
+from batgate.api.suppressions import add_suppressions, remove_suppression, suppressions_page
 from batgate.api.telemetry import Telemetry
 from batgate.channels.registry import build_callback_readers
 from batgate.config import Settings
@@ -61,7 +69,10 @@ def create_app(
     `shutdown`: set when the process begins to stop (readiness, the engine's budget)."""
     shutdown = shutdown if shutdown is not None else Shutdown()
     store = Store.connect(
-        settings.database_url, settings.database_pool_size, settings.database_max_overflow
+        settings.database_url,
+        settings.database_pool_size,
+        settings.database_max_overflow,
+        settings.suppression_cache_seconds,
     )
     engine = Engine(store, settings) if workers else None
     limiter = (
@@ -109,6 +120,7 @@ def create_app(
     )
     install_handlers(app)
     _routes(app, store, gate, sender, statuses)
+    _suppression_routes(app, store, gate, sender)
     sink = engine.reconciler if engine is not None else StoredReceipts(store)
     add_carrier_callbacks(app, store, build_callback_readers(settings), sink)
     add_probes(app, store, settings, shutdown)
@@ -240,6 +252,81 @@ def _routes(
     async def healthz() -> dict[str, str | int]:
         # `pid`: which process answers, for supervisors that started it on a given port.
         return {"status": "ok", "version": __version__, "pid": os.getpid()}
+
+
+def _suppression_routes(app: FastAPI, store: Store, gate: Gate, sender: SendService) -> None:
+    """The account's suppression list (SPEC §11; answers in api/suppressions.py)."""
+    listed = store.suppressions
+
+    @app.get(
+        "/bat/suppressions",
+        response_model=None,
+        operation_id=LIST_SUPPRESSIONS,
+        tags=["batgate"],
+        responses={
+            200: answer(
+                "SuppressionsPage",
+                "One page of the account's suppression list, in number order.",
+                SUPPRESSIONS_LINKS,
+            ),
+            **error_responses(401),
+            422: error_response(422, "A bad `limit` or `after`.", ["INVALID_REQUEST"]),
+            **error_responses(429, 500),
+        },
+        openapi_extra={"parameters": SUPPRESSION_PAGE_PARAMETERS},
+        summary="The account's suppression list (opt-outs), paged",
+    )
+    async def list_suppressions(request: Request) -> Response:
+        account = await gate.admit(request.headers, client_address(request.scope))
+        answer = await suppressions_page(listed, account, request.query_params)
+        return Response(answer, media_type=_JSON)
+
+    @app.post(
+        "/bat/suppressions",
+        response_model=None,
+        operation_id=ADD_SUPPRESSIONS,
+        tags=["batgate"],
+        responses={
+            200: answer(
+                "SuppressionsAdded",
+                "Every number of the request is on the list now; `added` says which are new.",
+                ADDED_LINKS,
+            ),
+            400: error_response(400, "The body is not JSON."),
+            **error_responses(401, 413, 415),
+            422: error_response(
+                422,
+                "JSON of another shape, or a number not in E.164 form: nothing was added.",
+                ["INVALID_REQUEST"],
+            ),
+            **error_responses(429, 500),
+        },
+        openapi_extra=json_body("SuppressionsRequest"),
+        summary="Add numbers to the account's suppression list",
+    )
+    async def suppress(request: Request) -> Response:
+        account = await gate.admit_body(request.headers, client_address(request.scope))
+        body = await sender.read_body(request.headers.get("content-length"), request.stream())
+        return Response(await add_suppressions(listed, account, body), media_type=_JSON)
+
+    @app.delete(
+        "/bat/suppressions/{number}",
+        response_model=None,
+        operation_id=REMOVE_SUPPRESSION,
+        tags=["batgate"],
+        responses={
+            200: answer("Suppression", "The entry taken off the list."),
+            **error_responses(401),
+            404: error_response(404, "The number is not on the account's list."),
+            422: error_response(422, "Not a number in E.164 form.", ["INVALID_REQUEST"]),
+            **error_responses(429, 500),
+        },
+        openapi_extra={"parameters": [NUMBER_PARAMETER]},
+        summary="Take a number off the account's suppression list",
+    )
+    async def unsuppress(number: str, request: Request) -> Response:
+        account = await gate.admit(request.headers, client_address(request.scope))
+        return Response(await remove_suppression(listed, account, number), media_type=_JSON)
 
 
 def _nothing() -> None:

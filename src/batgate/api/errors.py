@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +82,16 @@ def install_handlers(app: FastAPI) -> None:
     async def on_api_error(_request: Request, exc: Exception) -> Response:
         return error_response(cast(ApiError, exc))
 
-    async def on_http_error(_request: Request, exc: Exception) -> Response:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
         exc = cast(StarletteHTTPException, exc)
         code = _CODE_OF_STATUS.get(exc.status_code, "INVALID_REQUEST")
         status = exc.status_code
         if status == 401:
             return error_response(unauthorized(str(exc.detail)))
-        return error_response(ApiError(status, code, str(exc.detail), exc.headers))
+        headers = dict(exc.headers or {})
+        if status == 405:
+            headers["Allow"] = _allowed(request) or headers.get("Allow", "")
+        return error_response(ApiError(status, code, str(exc.detail), headers))
 
     async def on_validation_error(_request: Request, exc: Exception) -> Response:
         exc = cast(RequestValidationError, exc)
@@ -104,3 +108,20 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def _allowed(request: Request) -> str:
+    """Every method the request's path takes: Starlette's 405 names only those of the
+    first route of the path (`/bat/suppressions` has a GET and a POST route). A path
+    without parameters shadows the templates it also matches (`/bat/message/status`
+    takes POST only, though `/bat/message/{messageId}` matches it too)."""
+    routes = [
+        route
+        for route in request.app.router.routes
+        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE
+    ]
+    literal = [route for route in routes if not route.param_convertors]
+    methods: set[str] = set()
+    for route in literal or routes:
+        methods |= route.methods or set()
+    return ", ".join(sorted(methods))

@@ -35,7 +35,7 @@ async def messagelist_status(
 ) -> bytes:
     """The JSON answer; 422 for a bad `limit` or `cursor`, 404 for an unknown or
     another account's list."""
-    limit = _limit(query.get("limit"))
+    limit = page_limit(query.get("limit"))
     cursor = _cursor(query.get("cursor"))
     page = None
     if is_digits(messagelist_id) and len(messagelist_id) < 19:
@@ -67,7 +67,8 @@ def summary(
     }
 
 
-def _limit(value: str | None) -> int:
+def page_limit(value: str | None) -> int:
+    """A page's `limit`: absent or empty is the default; else 1 to MAX_LIMIT (422)."""
     if not value:  # absent or empty: the default
         return DEFAULT_LIMIT
     if not (

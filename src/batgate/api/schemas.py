@@ -30,7 +30,9 @@ from pydantic import BaseModel, ConfigDict
 
 from batgate.api.reports import DEFAULT_LIMIT, MAX_LIMIT
 from batgate.api.status import MAX_IDS
+from batgate.api.suppressions import MAX_NUMBERS
 from batgate.domain.messages import Channel, ErrorCode, MessageType
+from batgate.domain.optout import Source
 from batgate.domain.status import ChannelStatus, DeliveryStatus
 from batgate.domain.validation import MAX_CUSTOMER_MESSAGE_ID, Limits
 
@@ -79,6 +81,23 @@ CURSOR: Schema = {
     "examples": ["0195f3c2a1b20f9e8d7c6b"],
 }
 _E164 = "^\\+[0-9]{8,15}$"
+# A number on a suppression list (domain.optout): E.164 form, as a send's `to` is stored.
+E164_NUMBER: Schema = {
+    "type": "string",
+    "pattern": "^\\+[1-9][0-9]{7,14}$",
+    "description": "E.164: `+` and 8-15 digits, the first not 0.",
+    "examples": ["+380501234567"],
+}
+# api/suppressions.py: a page's cursor is its last number without the `+`.
+NUMBER_CURSOR: Schema = {
+    "type": "string",
+    "pattern": "^(\\+?[0-9]{1,15})?$",
+    "description": (
+        "The `nextCursor` of the previous page (a number's digits; a number with its `+` "
+        "works too: the page starts after it); absent or empty for the first page."
+    ),
+    "examples": ["380501234567"],
+}
 # Never a real host: the test of this document must not make the server call out.
 CALLBACK_EXAMPLE = "http://127.0.0.1:9/hook"
 _MONEY: Schema = {"type": "number", "minimum": 0}
@@ -738,6 +757,88 @@ STATUSES_RESPONSE: Schema = {
 }
 
 
+SUPPRESSION: Schema = {
+    "type": "object",
+    "required": ["number", "source", "createdAt"],
+    "description": "A number the account's messages may not go to (SPEC §11).",
+    "properties": {
+        "number": E164_NUMBER,
+        "source": {
+            "enum": [source.value for source in Source],
+            "description": (
+                "How it came onto the list: `api` (this API), `cli` (`batgate suppressions "
+                "add`), `import` (a CSV file), `keyword` (the number texted STOP or the like)."
+            ),
+        },
+        "createdAt": {"type": "string", "format": "date-time", "description": "RFC 3339, UTC."},
+    },
+}
+SUPPRESSIONS_PAGE: Schema = {
+    "type": "object",
+    "required": ["suppressions", "nextCursor"],
+    "properties": {
+        "suppressions": {
+            "type": "array",
+            "maxItems": MAX_LIMIT,
+            "items": ref("Suppression"),
+            "description": "This page, in number order.",
+        },
+        "nextCursor": {
+            "type": ["string", "null"],
+            "pattern": "^[0-9]{1,15}$",
+            "description": "`after` for the next page; null on the last.",
+        },
+    },
+}
+SUPPRESSIONS_REQUEST: Schema = {
+    "type": "object",
+    "required": ["numbers"],
+    "description": (
+        "All or nothing: not JSON, 400; of another shape (no `numbers` array, an empty "
+        f"one, more than {MAX_NUMBERS}) or with any number not in E.164 form, 422 naming "
+        "each bad number, and nothing is added."
+    ),
+    "properties": {
+        "numbers": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_NUMBERS,
+            "items": E164_NUMBER,
+            "description": "Numbers to suppress; duplicates count once.",
+            "examples": [["+380501234567", "+380671234567"]],
+        }
+    },
+}
+SUPPRESSIONS_ADDED: Schema = {
+    "type": "object",
+    "required": ["added", "suppressions"],
+    "properties": {
+        "added": {"type": "integer", "minimum": 0, "description": "Numbers new on the list."},
+        "suppressions": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_NUMBERS,
+            "description": (
+                "Each number of the request once, in request order, as listed now: a number "
+                "listed before keeps its source and time."
+            ),
+            "items": {
+                "allOf": [
+                    ref("Suppression"),
+                    {
+                        "type": "object",
+                        "required": ["added"],
+                        "properties": {
+                            "added": {"type": "boolean", "description": "New on the list."}
+                        },
+                    },
+                ]
+            },
+        },
+    },
+}
+
+
 def components(max_messages: int = MAX_MESSAGES) -> dict[str, Schema]:
     """Every schema of the document by name (`#/components/schemas/…`)."""
     return {
@@ -755,6 +856,10 @@ def components(max_messages: int = MAX_MESSAGES) -> dict[str, Schema]:
         "StatusesRequest": STATUSES_REQUEST,
         "StatusError": STATUS_ERROR,
         "StatusesResponse": STATUSES_RESPONSE,
+        "Suppression": SUPPRESSION,
+        "SuppressionsPage": SUPPRESSIONS_PAGE,
+        "SuppressionsRequest": SUPPRESSIONS_REQUEST,
+        "SuppressionsAdded": SUPPRESSIONS_ADDED,
     }
 
 
@@ -779,16 +884,16 @@ MESSAGELIST_ID_PARAMETER: Schema = {
     ),
     "schema": MESSAGELIST_ID,
 }
-# The parameters of `GET /bat/messagelist/{id}`; the route reads its query itself, to
-# answer a bad value with 422 (api/reports.py), so FastAPI documents it from here.
-PAGE_PARAMETERS: list[Schema] = [
-    MESSAGELIST_ID_PARAMETER,
-    {
+
+
+def _limit_parameter(items: str) -> Schema:
+    """A page's `limit` (api/reports.py: `page_limit`)."""
+    return {
         "name": "limit",
         "in": "query",
         "required": False,
         "description": (
-            f"Messages per page, 1-{MAX_LIMIT} (absent or empty: {DEFAULT_LIMIT}); otherwise 422."
+            f"{items} per page, 1-{MAX_LIMIT} (absent or empty: {DEFAULT_LIMIT}); otherwise 422."
         ),
         "schema": {
             "type": "integer",
@@ -796,7 +901,14 @@ PAGE_PARAMETERS: list[Schema] = [
             "maximum": MAX_LIMIT,
             "default": DEFAULT_LIMIT,
         },
-    },
+    }
+
+
+# The parameters of `GET /bat/messagelist/{id}`; the route reads its query itself, to
+# answer a bad value with 422 (api/reports.py), so FastAPI documents it from here.
+PAGE_PARAMETERS: list[Schema] = [
+    MESSAGELIST_ID_PARAMETER,
+    _limit_parameter("Messages"),
     {
         "name": "cursor",
         "in": "query",
@@ -805,6 +917,28 @@ PAGE_PARAMETERS: list[Schema] = [
         "schema": CURSOR,
     },
 ]
+
+# `GET /bat/suppressions`, which reads its query itself too (api/suppressions.py).
+SUPPRESSION_PAGE_PARAMETERS: list[Schema] = [
+    _limit_parameter("Entries"),
+    {
+        "name": "after",
+        "in": "query",
+        "required": False,
+        "description": "The `nextCursor` of the previous page; otherwise 422.",
+        "schema": NUMBER_CURSOR,
+    },
+]
+NUMBER_PARAMETER: Schema = {
+    "name": "number",
+    "in": "path",
+    "required": True,
+    "description": (
+        "The number as listed (`+` may be sent as `%2B`). Not in E.164 form: 422; not on "
+        "the account's list: 404."
+    ),
+    "schema": E164_NUMBER,
+}
 
 _REQUEST_ID_HEADER: Schema = {
     "description": "The request's `X-Request-Id` when it sent a usable one, else a new id.",
@@ -899,6 +1033,9 @@ SEND = "sendMessages"
 GET_STATUS = "getMessageStatus"
 GET_MESSAGELIST = "getMessagelist"
 GET_STATUSES = "getMessageStatuses"
+LIST_SUPPRESSIONS = "listSuppressions"
+ADD_SUPPRESSIONS = "addSuppressions"
+REMOVE_SUPPRESSION = "removeSuppression"
 
 _FIRST_ID = "$response.body#/messages/0/messageId"
 SEND_LINKS: dict[str, Schema] = {
@@ -933,6 +1070,21 @@ MESSAGELIST_LINKS: dict[str, Schema] = {
             "cursor": "$response.body#/nextCursor",
         },
         "description": "The next page (while `nextCursor` is not null).",
+    }
+}
+
+SUPPRESSIONS_LINKS: dict[str, Schema] = {
+    "NextPage": {
+        "operationId": LIST_SUPPRESSIONS,
+        "parameters": {"after": "$response.body#/nextCursor"},
+        "description": "The next page (while `nextCursor` is not null).",
+    }
+}
+ADDED_LINKS: dict[str, Schema] = {
+    "Remove": {
+        "operationId": REMOVE_SUPPRESSION,
+        "parameters": {"number": "$response.body#/suppressions/0/number"},
+        "description": "Take the first number off the list again.",
     }
 }
 

@@ -2,7 +2,9 @@
 
 A request-level problem (not JSON, no messages, a non-object element, too many
 messages, too big) answers 400/413 and stores nothing; everything else is judged
-per message, so one bad message never sinks the batch (SPEC §2).
+per message, so one bad message never sinks the batch (SPEC §2). A message to a
+number on the account's suppression list is rejected as OPTED_OUT (SPEC §11), after
+every other check: nothing is stored or billed for it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from batgate.api.callbacks import CallbackScreen
 from batgate.api.errors import ApiError
 from batgate.domain.checks import is_digits
 from batgate.domain.messages import MessageType, NewMessage, Rejection
+from batgate.domain.optout import as_stored, recipients, screened
 from batgate.domain.records import Account
 from batgate.domain.validation import Limits, validate_message
 from batgate.store.idempotency import Idempotency, IdempotencyConflict
@@ -65,7 +68,12 @@ class SendService:
         self, account: Account, body: bytes, idempotency_key: str | None = None
     ) -> bytes:
         raw = self._messages_of(_parse_json(body))
-        judged = await self._callbacks.screen([validate_message(m, self._limits) for m in raw])
+        valid = await self._callbacks.screen([validate_message(m, self._limits) for m in raw])
+        judged = valid
+        numbers = recipients(valid)
+        if numbers:  # one lookup per batch, none for an account without a list
+            suppressed = await self._store.suppressions.suppressed(account.id, numbers)
+            judged = screened(valid, suppressed)
         accepted = [j for j in judged if isinstance(j, NewMessage)]
         key = _idempotency(idempotency_key, body)
         try:
@@ -78,8 +86,13 @@ class SendService:
             ) from None
         if sent.replayed:
             return sent.replayed  # the first answer, as it was
-        # Rendered after the transaction: from the ids it stored (or, for a key whose
-        # first answer was never kept, stored then: the same body judges the same).
+        if sent.replayed is not None:
+            # A key whose first answer is not kept (yet): rendered again from what it
+            # stored. The suppression list may have changed since, so which messages
+            # were stored is read, not judged again.
+            stored = await self._store.messages_of(account.id, sent.message_ids)
+            judged = as_stored(valid, [stored[i].chain for i in sent.message_ids if i in stored])
+        # Rendered after the transaction, from the ids it stored.
         new_ids = iter(sent.message_ids)
         entries = [
             _rejected(m, j) if isinstance(j, Rejection) else _accepted(next(new_ids), j)

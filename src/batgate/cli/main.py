@@ -1,4 +1,4 @@
-"""The `batgate` command: operators' commands (serve, worker, db, accounts, rates)."""
+"""The `batgate` command: operators' commands (serve, worker, db, accounts, rates, …)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,16 @@ import typer
 import uvicorn
 
 from batgate import __version__, heap
-from batgate.cli import accounts, connectors, messages, rates, sandbox, user, webhooks
+from batgate.cli import (
+    accounts,
+    connectors,
+    messages,
+    rates,
+    sandbox,
+    suppressions,
+    user,
+    webhooks,
+)
 from batgate.cli.common import (
     ConfigFile,
     DatabaseUrl,
@@ -42,6 +51,7 @@ app.add_typer(rates.app, name="rates")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(messages.app, name="messages")
 app.add_typer(connectors.app, name="connectors")
+app.add_typer(suppressions.app, name="suppressions")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command(rich_help_panel="Messages")(user.send)

@@ -60,6 +60,7 @@ class ErrorCode(StrEnum):
     INVALID_TTL = "INVALID_TTL"
     INVALID_FALLBACK = "INVALID_FALLBACK"
     INVALID_CALLBACK_URL = "INVALID_CALLBACK_URL"  # malformed, or pointing inside
+    OPTED_OUT = "OPTED_OUT"  # to a number on the account's suppression list (SPEC §11)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # The newest migration (a test checks it against Alembic's head). A database already
 # there is not handed to Alembic at all: each CLI command and process start saves
 # Alembic's import and its reading of the migration scripts.
-HEAD_REVISION = "0015"
+HEAD_REVISION = "0016"
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -211,6 +211,20 @@ class PointReads:
                 rows = await pool.fetch(sql, values)
             except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError):
                 rows = await pool.fetch(sql, values)
+            return [tuple(row) for row in rows]
+
+        return read
+
+    def rows_reader(self, sql: str) -> Callable[..., Awaitable[list[tuple[Any, ...]]]]:
+        """`sql` with any parameters (`$1`, `$2`, …), answering its rows; see `reader`."""
+        import asyncpg
+
+        async def read(*values: Any) -> list[tuple[Any, ...]]:
+            pool = self._pool or await self._open()
+            try:
+                rows = await pool.fetch(sql, *values)
+            except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError):
+                rows = await pool.fetch(sql, *values)
             return [tuple(row) for row in rows]
 
         return read

@@ -104,11 +104,17 @@ def claim_webhooks(
     )
 
 
-def insert_missing(dialect: str, table: sa.Table, values: dict[str, Any]) -> sa.Insert:
-    """INSERT … ON CONFLICT DO NOTHING: add the row unless its key exists already."""
-    if dialect == "postgresql":
-        return postgresql.insert(table).values(values).on_conflict_do_nothing()
-    return sqlite.insert(table).values(values).on_conflict_do_nothing()
+def insert_missing(
+    dialect: str, table: sa.Table, values: dict[str, Any] | None = None
+) -> sa.Insert:
+    """INSERT … ON CONFLICT DO NOTHING: add the row unless its key exists already
+    (without `values`: the rows are the parameters of the execution)."""
+    insert: postgresql.Insert | sqlite.Insert = (
+        postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    )
+    if values is not None:
+        insert = insert.values(values)
+    return insert.on_conflict_do_nothing()
 
 
 def due_peek(dialect: str) -> str:

@@ -55,6 +55,7 @@ from batgate.store.schema import (
     rates,
 )
 from batgate.store.shared_reads import SharedReads
+from batgate.store.suppressions import Suppressions
 from batgate.store.upstream_journal import UpstreamJournal
 
 log = logging.getLogger(__name__)
@@ -127,9 +128,13 @@ class Store:
     """The store's one door: messages, accounts and rates here, and its named parts —
     `outbox` (webhook events), `receipts` (carriers' receipts), `rate_buckets`,
     `retention`, `gauges`, `connectors` (switches and reports), `carrier_costs`,
-    `upstream_journal` — for the rest. Nothing outside store/ speaks SQL or holds a connection."""
+    `upstream_journal`, `suppressions` (the accounts' opt-out lists) — for the rest.
+    Nothing outside store/ speaks SQL or holds a connection.
 
-    def __init__(self, db: Database) -> None:
+    `suppression_cache_seconds`: how long this store remembers whether an account has
+    a suppression list (store.suppressions)."""
+
+    def __init__(self, db: Database, suppression_cache_seconds: float = 1.0) -> None:
         self.db = db
         self.outbox = Outbox(db)
         self.rate_buckets = RateBuckets(db)
@@ -138,6 +143,7 @@ class Store:
         self.connectors = ConnectorBoard(db)
         self.carrier_costs = CarrierCosts(db)
         self.upstream_journal = UpstreamJournal(db)
+        self.suppressions = Suppressions(db, suppression_cache_seconds)
         self.gauges = Gauges(db)
         self._intake = Intake(db, new_message_id)
         # The hot status read, on SQLite: see Database.lookup and point_read.
@@ -152,9 +158,16 @@ class Store:
         self._due_peek = db.peek(dialects.due_peek(db.dialect))
 
     @classmethod
-    def connect(cls, url: str, pool_size: int = 8, max_overflow: int = 0) -> Store:
+    def connect(
+        cls,
+        url: str,
+        pool_size: int = 8,
+        max_overflow: int = 0,
+        suppression_cache_seconds: float = 1.0,
+    ) -> Store:
         """A store on `url`; the pool sizes apply to PostgreSQL (SQLite's are fixed)."""
-        return cls(Database.connect(url, pool_size=pool_size, max_overflow=max_overflow))
+        database = Database.connect(url, pool_size=pool_size, max_overflow=max_overflow)
+        return cls(database, suppression_cache_seconds)
 
     async def close(self) -> None:
         await self.db.dispose()

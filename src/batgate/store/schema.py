@@ -299,3 +299,15 @@ upstream_batch_members = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 sa.Index("ix_upstream_batch_members_created", upstream_batch_members.c.created_at)
+
+# Each account's suppression list (SPEC §11, domain.optout): a send to a listed number
+# is rejected as OPTED_OUT. The primary key is the send path's index: one lookup per
+# batch, `account_id = ? AND number IN (…)`, and the keyset of the list's pages.
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("number", sa.String(16), primary_key=True),  # E.164, as messages.recipient
+    sa.Column("source", sa.String(16), nullable=False),  # api, cli, import, keyword
+    sa.Column("created_at", sa.Float, nullable=False),
+)
