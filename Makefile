@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench bench-vs-jasmin clean
+.PHONY: install run test lint kannel bench bench-vs-jasmin clean
 
 install: $(STAMP)
 
@@ -22,16 +22,18 @@ run: install
 BATGATE_TEST_BACKENDS ?= sqlite,postgresql
 export BATGATE_TEST_BACKENDS
 
-# The Kannel tests (tests/e2e/test_kannel.py) run Debian's bearerbox and smsbox: the
-# package is installed when missing (its own service, if the package starts one, is
-# stopped: the tests start Kannel themselves, on free ports).
-test: install
+test: install kannel
 	@case "$(BATGATE_TEST_BACKENDS)" in *postgresql*) scripts/ensure-postgres ;; esac
+	scripts/run-tests
+
+# The Kannel tests (tests/e2e/test_kannel.py) and bench (bench/kannel.py) run Debian's
+# bearerbox and smsbox: the package is installed when missing (its own service, if the
+# package starts one, is stopped: tests and bench start Kannel themselves, on free ports).
+kannel:
 	@command -v bearerbox >/dev/null || test -x /usr/sbin/bearerbox || ( \
-		echo "installing Kannel (Debian package) for the tests ..." >&2 && \
+		echo "installing Kannel (Debian package) ..." >&2 && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kannel >/dev/null && \
 		(systemctl disable --now kannel >/dev/null 2>&1 || service kannel stop >/dev/null 2>&1 || true))
-	scripts/run-tests
 
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -40,7 +42,7 @@ lint: install
 
 # The benchmarks on SQLite and on PostgreSQL (scripts/ensure-postgres starts the local
 # server, as for the tests); BENCH_ARGS passes options to bench/run.py, e.g. --quick.
-bench: install
+bench: install kannel
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	scripts/ensure-postgres
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

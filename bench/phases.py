@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import bigdb
+import kannel
 import scaleout
 import seeding
 import smpp
@@ -132,6 +133,13 @@ class Bench:
         pool = [n for n in self.pool if n[-4:] not in smpp.SMSC_ENDINGS]
         doc, rows = upstream.run(self.servers, pool, self.opts.quick)
         self.results.doc["upstream"] = doc
+        self.results.rows.extend(rows)
+
+    def kannel(self) -> None:
+        log("kannel: through batgate → Kannel (kind = http, preset = kannel) vs Kannel alone")
+        pool = [n for n in self.pool if n[-4:] not in smpp.SMSC_ENDINGS]
+        doc, rows = kannel.run(self.servers, pool, self.opts.quick, self.work / "kannel")
+        self.results.doc["kannel"] = doc
         self.results.rows.extend(rows)
 
     # -- (a) send -------------------------------------------------------------

@@ -13,6 +13,8 @@
     asyncio client, and end to end with window 1 and 64 (bench/smpp.py);
 (g) upstream: through another batgate as an SMSBAT upstream (`kind = "smsbat"`):
     throughput, and latency at a steady 20 messages/s (bench/upstream.py);
+(h) kannel: through batgate → Kannel (`kind = "http"`, `preset = "kannel"`) → SMPP,
+    beside Kannel's own sendsms → SMPP rate to the same SMSC (bench/kannel.py);
 
 and on SQLite and on PostgreSQL (`--database`; `pg-…` phases are PostgreSQL's):
 *-send-scale, *-status-scale: send, and status lookups from the database, with
@@ -74,6 +76,7 @@ PHASES = (
     "webhooks",
     "smpp",
     "upstream",
+    "kannel",
     "sqlite-send-scale",
     "pg-send-scale",
     "sqlite-status-scale",
@@ -189,6 +192,7 @@ def _steps(bench: Bench) -> dict[str, Callable[[], None]]:
         "webhooks": bench.webhooks,
         "smpp": bench.smpp,
         "upstream": bench.upstream,
+        "kannel": bench.kannel,
         "logins": functools.partial(logins.run, bench),
     }
     for name, prefix in (("sqlite", "sqlite"), ("postgresql", "pg")):

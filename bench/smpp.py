@@ -43,10 +43,10 @@ MIN_SHARE = 0.50  # the connector's submit_sm/s against the bare client's
 SMSC_ENDINGS = frozenset(f"{n:04d}" for n in range(1, 11))
 
 
-def start_peer(procs: Processes) -> tuple[Child, int, int]:
+def start_peer(procs: Processes, *options: str) -> tuple[Child, int, int]:
     port, control = free_port(), free_port()
     argv = [sys.executable, str(PEER), "--port", str(port), "--control-port", str(control)]
-    child = procs.start("smsc34", [*argv, "--no-records"], base_env(), PEER_CPU)
+    child = procs.start("smsc34", [*argv, "--no-records", *options], base_env(), PEER_CPU)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
