@@ -38,6 +38,7 @@ from batgate.channels.http_carrier import extract as http_extract
 from batgate.channels.http_carrier import presets as http_presets
 from batgate.channels.http_carrier import template as http_template
 from batgate.channels.http_carrier.answers import ANSWER_KINDS
+from batgate.domain.schedule import RECIPIENT_ZONE, QuietHours
 
 
 class RateLimitSettings(BaseModel):
@@ -247,6 +248,8 @@ class SmppSettings(CarrierSettings):
     validity_period: bool = True  # send the step's TTL as a relative validity period
     receipt_ids: Literal["auto", "same", "hex_to_decimal", "decimal_to_hex"] = "auto"
     unknown_status: Literal["processing", "delivered", "undeliverable"] = "processing"
+    mo_reassembly_timeout: float = Field(default=10.0, gt=0)
+    mo_pending_max: int = Field(default=10000, ge=1)
 
     @property
     def send_timeout(self) -> float:
@@ -595,6 +598,52 @@ class RouteRule(BaseModel):
         return self
 
 
+class AccountSettings(BaseModel):
+    """`[accounts.USERNAME]` (or `[accounts."*"]` for every account without its own
+    table): what the operator decides for an account's traffic (SPEC §12)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Local time in which promotions wait (domain.schedule), e.g. "21:00-08:00".
+    quiet_hours: str | None = None
+    # The quiet hours' time zone: an IANA name, or "recipient" (the number's country).
+    timezone: str = "UTC"
+    # SMS sent back to a number whose opt-out (STOP…) or opt-in (START…) keyword came
+    # in to one of the account's numbers (SPEC §11); none: no answer.
+    opt_out_reply: str | None = Field(default=None, min_length=1)
+    opt_in_reply: str | None = Field(default=None, min_length=1)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _window(cls, window: str | None) -> str | None:
+        if window is not None:
+            QuietHours.parse(window, "UTC")
+        return window
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        if zone != RECIPIENT_ZONE:
+            QuietHours.parse("00:00-00:01", zone)  # raises for a zone not known
+        return zone
+
+    def quiet(self) -> QuietHours | None:
+        if self.quiet_hours is None:
+            return None
+        return QuietHours.parse(self.quiet_hours, self.timezone)
+
+
+class InboundSettings(BaseModel):
+    """`[inbound]`: messages from phones to the accounts' numbers (SPEC §10)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # How far back `inReplyTo` looks for the account's latest message to the sender.
+    reply_window_days: float = Field(default=7.0, gt=0)
+    # Whether opt-out/opt-in keywords (STOP…, START…) change the suppression list.
+    keywords: bool = True
+
+
 class RateEntry(BaseModel):
     channel: str
     prefix: str = ""
@@ -666,6 +715,9 @@ class Settings(BaseSettings):
         Annotated[list[RouteRule], Tag("rules")] | Annotated[dict[str, str], Tag("table")],
         Discriminator(lambda value: "table" if isinstance(value, dict) else "rules"),
     ] = Field(default_factory=dict)
+    # Per account by username ("*": every account without its own table).
+    accounts: dict[str, AccountSettings] = Field(default_factory=dict)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
     rates: list[RateEntry] = Field(default_factory=_default_rates)
     fx: dict[str, float] = Field(default_factory=_default_fx)
     # Logs: JSON lines, or text; "auto" is text on a terminal and JSON otherwise.
@@ -778,6 +830,11 @@ class Settings(BaseSettings):
                     "or a slow batch could be claimed again and submitted twice"
                 )
         return self
+
+    def quiet_hours(self) -> dict[str, QuietHours]:
+        """Each account's quiet hours by username, where it has some."""
+        found = {name: a.quiet() for name, a in self.accounts.items()}
+        return {name: quiet for name, quiet in found.items() if quiet is not None}
 
     def connector_for(self, channel: str) -> str:
         """The name of the connector serving `channel` when no `[[routes]]` rule

@@ -15,9 +15,10 @@ from batgate import __version__, heap
 from batgate.api.auth import Authenticator
 from batgate.api.callbacks import CallbackScreen
 from batgate.api.carriers import StoredReceipts, add_carrier_callbacks
-from batgate.api.errors import ApiError, install_handlers
+from batgate.api.errors import ApiError, install_handlers, not_found
 from batgate.api.fastpath import FastPath
 from batgate.api.gate import Gate, client_address
+from batgate.api.inbound import inbound_page
 from batgate.api.logins import LoginGuard
 from batgate.api.probes import add_probes
 from batgate.api.ratelimit import RateLimiter
@@ -25,10 +26,13 @@ from batgate.api.reports import messagelist_status
 from batgate.api.schemas import (
     ADD_SUPPRESSIONS,
     ADDED_LINKS,
+    CANCEL_MESSAGE,
     GET_MESSAGELIST,
     GET_STATUS,
     GET_STATUSES,
     IDEMPOTENCY_KEY,
+    INBOUND_PAGE_PARAMETERS,
+    LIST_INBOUND,
     LIST_SUPPRESSIONS,
     MESSAGE_ID_PARAMETER,
     MESSAGELIST_LINKS,
@@ -55,8 +59,13 @@ from batgate.channels.registry import build_callback_readers
 from batgate.config import Settings
 from batgate.domain.addresses import AddressPolicy
 from batgate.domain.validation import Limits
+from batgate.engine.cancels import Cancels
+from batgate.engine.changes import Changes
+from batgate.engine.dispatcher import worker_name
+from batgate.engine.ratebook import RateBook, configured_rates
 from batgate.engine.runner import Engine
 from batgate.observability.readiness import Shutdown
+from batgate.store.cancellation import Refusal
 from batgate.store.manager import Store
 
 _JSON = "application/json"
@@ -90,6 +99,14 @@ def create_app(
         settings.max_body_bytes,
         on_stored=engine.wake if engine else _nothing,
         callbacks=CallbackScreen(AddressPolicy.allowing(settings.webhooks.allow_private_callbacks)),
+        quiet_hours=settings.quiet_hours(),
+    )
+
+    cancels = Cancels(
+        store,
+        Changes(store, settings.fx, on_events=engine.webhooks.wake if engine else _nothing),
+        RateBook(store, configured_rates(settings.rates)),
+        worker_name(),
     )
 
     @asynccontextmanager
@@ -120,6 +137,8 @@ def create_app(
     )
     install_handlers(app)
     _routes(app, store, gate, sender, statuses)
+    _cancel_route(app, gate, statuses, cancels)
+    _inbound_route(app, store, gate)
     _suppression_routes(app, store, gate, sender)
     sink = engine.reconciler if engine is not None else StoredReceipts(store)
     add_carrier_callbacks(app, store, build_callback_readers(settings), sink)
@@ -230,13 +249,7 @@ def _routes(
         summary="A message's delivery status",
     )
     async def message_status(messageId: str, request: Request) -> Response:  # noqa: N803
-        if messageId == "status":  # the path of the bulk read, which is POST only
-            raise ApiError(
-                405,
-                "METHOD_NOT_ALLOWED",
-                '/bat/message/status takes POST with {"messageIds": [...]}',
-                {"Allow": "POST"},
-            )
+        _not_the_bulk_read(messageId)
         status, body, extra = await status_answer(
             gate, statuses, request.headers, client_address(request.scope), messageId
         )
@@ -252,6 +265,68 @@ def _routes(
     async def healthz() -> dict[str, str | int]:
         # `pid`: which process answers, for supervisors that started it on a given port.
         return {"status": "ok", "version": __version__, "pid": os.getpid()}
+
+
+def _cancel_route(app: FastAPI, gate: Gate, statuses: StatusService, cancels: Cancels) -> None:
+    @app.delete(
+        "/bat/message/{messageId}",
+        response_model=None,
+        operation_id=CANCEL_MESSAGE,
+        tags=["batgate"],
+        responses={
+            200: answer(
+                "StatusResponse",
+                "Cancelled: its status document, now `permanenterror` with cost 0.",
+            ),
+            **error_responses(401, 404),
+            409: error_response(
+                409,
+                "Past `scheduled`: handed to a carrier already (or being handed over "
+                "right now), or final.",
+                ["NOT_CANCELLABLE"],
+            ),
+            **error_responses(429, 500),
+        },
+        openapi_extra={"parameters": [MESSAGE_ID_PARAMETER]},
+        summary="Cancel a message that is still scheduled (SPEC §12)",
+    )
+    async def cancel_message(messageId: str, request: Request) -> Response:  # noqa: N803
+        _not_the_bulk_read(messageId)
+        account = await gate.admit(request.headers, client_address(request.scope))
+        outcome = await cancels.cancel(account.id, messageId)
+        if outcome is Refusal.NOT_FOUND:
+            raise not_found(f"no message {messageId!r}")
+        if isinstance(outcome, Refusal):
+            why = (
+                "it is being handed to a carrier right now"
+                if outcome is Refusal.IN_HAND
+                else "it is past scheduled (handed to a carrier, or final)"
+            )
+            raise ApiError(
+                409, "NOT_CANCELLABLE", f"message {messageId} cannot be cancelled: {why}"
+            )
+        return Response(await statuses.render(account.id, messageId), media_type=_JSON)
+
+
+def _inbound_route(app: FastAPI, store: Store, gate: Gate) -> None:
+    @app.get(
+        "/bat/inbound",
+        response_model=None,
+        operation_id=LIST_INBOUND,
+        tags=["batgate"],
+        responses={
+            200: answer("InboundPage", "One page of the account's inbound messages, oldest first."),
+            **error_responses(401),
+            422: error_response(422, "A bad `limit` or `after`.", ["INVALID_REQUEST"]),
+            **error_responses(429, 500),
+        },
+        openapi_extra={"parameters": INBOUND_PAGE_PARAMETERS},
+        summary="The account's inbound messages (SPEC §10), paged",
+    )
+    async def list_inbound(request: Request) -> Response:
+        account = await gate.admit(request.headers, client_address(request.scope))
+        answer = await inbound_page(store.inbox, account, request.query_params)
+        return Response(answer, media_type=_JSON)
 
 
 def _suppression_routes(app: FastAPI, store: Store, gate: Gate, sender: SendService) -> None:
@@ -327,6 +402,17 @@ def _suppression_routes(app: FastAPI, store: Store, gate: Gate, sender: SendServ
     async def unsuppress(number: str, request: Request) -> Response:
         account = await gate.admit(request.headers, client_address(request.scope))
         return Response(await remove_suppression(listed, account, number), media_type=_JSON)
+
+
+def _not_the_bulk_read(message_id: str) -> None:
+    """`/bat/message/status` is the bulk read's path, which takes POST only: 405."""
+    if message_id == "status":
+        raise ApiError(
+            405,
+            "METHOD_NOT_ALLOWED",
+            '/bat/message/status takes POST with {"messageIds": [...]}',
+            {"Allow": "POST"},
+        )
 
 
 def _nothing() -> None:

@@ -404,6 +404,30 @@ MESSAGE: Schema = {
             ),
             "examples": [CALLBACK_EXAMPLE],
         },
+        "sendAt": {
+            "type": "string",
+            "format": "date-time",
+            "description": (
+                "Send later (batgate extension, SPEC §12): an RFC 3339 time with an offset, "
+                "at most 35 days ahead (else `INVALID_SEND_AT`); in the past means now. The "
+                "message stays `scheduled` until then, its TTL counting from then, and "
+                "`DELETE /bat/message/{messageId}` cancels it meanwhile."
+            ),
+            "examples": ["2026-12-24T09:00:00+02:00"],
+        },
+        "scheduledTime": {
+            "type": "string",
+            "format": "date-time",
+            "description": "SMSBAT Cascade's name for `sendAt`; either may be given.",
+        },
+        "promotional": {
+            "type": "boolean",
+            "description": (
+                "A promotion: held through the account's quiet hours like `viber_promo`, "
+                "`viber_carousel` and `viber_survey` (never `viber_trans`, `viber_otp`, "
+                "`flashcall`). Not a boolean: `INVALID_MESSAGE_DATA`."
+            ),
+        },
     },
     "examples": [{"from": "MyShop", "to": "+380501234567", "type": "sms", "text": "Hello!"}],
 }
@@ -790,6 +814,54 @@ SUPPRESSIONS_PAGE: Schema = {
         },
     },
 }
+INBOUND_MESSAGE: Schema = {
+    "type": "object",
+    "required": [
+        "inboundId",
+        "from",
+        "to",
+        "text",
+        "receivedAt",
+        "parts",
+        "incomplete",
+        "connector",
+        "inReplyTo",
+    ],
+    "properties": {
+        "inboundId": {"type": "integer", "description": "Its id; the webhook's is `in_{id}`."},
+        "from": {"type": "string", "description": "The phone's number (E.164 when known)."},
+        "to": {"type": "string", "description": "The account's number or sender it came to."},
+        "text": {"type": "string"},
+        "receivedAt": {"type": "string", "format": "date-time"},
+        "parts": {"type": "integer", "minimum": 1, "description": "The parts it came in."},
+        "incomplete": {
+            "type": "boolean",
+            "description": "Some parts never came: `text` is those that did, in order.",
+        },
+        "connector": {"type": "string", "description": "The connector it came by."},
+        "inReplyTo": {
+            "type": ["string", "null"],
+            "description": "The account's latest message to `from` within 7 days, if any.",
+        },
+    },
+}
+INBOUND_PAGE: Schema = {
+    "type": "object",
+    "required": ["messages", "nextCursor"],
+    "properties": {
+        "messages": {
+            "type": "array",
+            "maxItems": MAX_LIMIT,
+            "items": ref("InboundMessage"),
+            "description": "This page, oldest first.",
+        },
+        "nextCursor": {
+            "type": ["string", "null"],
+            "pattern": "^[0-9]{1,19}$",
+            "description": "`after` for the next page; null on the last.",
+        },
+    },
+}
 SUPPRESSIONS_REQUEST: Schema = {
     "type": "object",
     "required": ["numbers"],
@@ -860,6 +932,8 @@ def components(max_messages: int = MAX_MESSAGES) -> dict[str, Schema]:
         "SuppressionsPage": SUPPRESSIONS_PAGE,
         "SuppressionsRequest": SUPPRESSIONS_REQUEST,
         "SuppressionsAdded": SUPPRESSIONS_ADDED,
+        "InboundMessage": INBOUND_MESSAGE,
+        "InboundPage": INBOUND_PAGE,
     }
 
 
@@ -915,6 +989,18 @@ PAGE_PARAMETERS: list[Schema] = [
         "required": False,
         "description": "The `nextCursor` of the previous page; otherwise 422.",
         "schema": CURSOR,
+    },
+]
+
+# `GET /bat/inbound`, which reads its query itself (api/inbound.py).
+INBOUND_PAGE_PARAMETERS: list[Schema] = [
+    _limit_parameter("Messages"),
+    {
+        "name": "after",
+        "in": "query",
+        "required": False,
+        "description": "The `nextCursor` of the previous page; otherwise 422.",
+        "schema": {"type": "string", "pattern": "^[0-9]{0,19}$"},
     },
 ]
 
@@ -1036,6 +1122,8 @@ GET_STATUSES = "getMessageStatuses"
 LIST_SUPPRESSIONS = "listSuppressions"
 ADD_SUPPRESSIONS = "addSuppressions"
 REMOVE_SUPPRESSION = "removeSuppression"
+CANCEL_MESSAGE = "cancelMessage"
+LIST_INBOUND = "listInbound"
 
 _FIRST_ID = "$response.body#/messages/0/messageId"
 SEND_LINKS: dict[str, Schema] = {
@@ -1053,6 +1141,11 @@ SEND_LINKS: dict[str, Schema] = {
         "operationId": GET_STATUSES,
         "requestBody": {"messageIds": [_FIRST_ID]},
         "description": "The statuses of the first message, in bulk.",
+    },
+    "CancelMessage": {
+        "operationId": CANCEL_MESSAGE,
+        "parameters": {"messageId": _FIRST_ID},
+        "description": "Cancel the first message while it is still scheduled.",
     },
 }
 STATUS_LINKS: dict[str, Schema] = {

@@ -12,18 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect
 
-from batgate.api.callbacks import CallbackScreen
+from batgate.api.callbacks import CallbackScreen, Judged
 from batgate.api.errors import ApiError
 from batgate.domain.checks import is_digits
 from batgate.domain.messages import MessageType, NewMessage, Rejection
 from batgate.domain.optout import as_stored, recipients, screened
 from batgate.domain.records import Account
+from batgate.domain.schedule import QuietHours, is_held_type
 from batgate.domain.validation import Limits, validate_message
 from batgate.store.idempotency import Idempotency, IdempotencyConflict
 from batgate.store.manager import Store
@@ -39,8 +41,11 @@ class SendService:
         on_stored: Callable[[], None],
         callbacks: CallbackScreen,
         clock: Callable[[], float] = time.time,
+        quiet_hours: Mapping[str, QuietHours] | None = None,
     ) -> None:
         self._store = store
+        # By username; "*" for every account without its own (SPEC §12).
+        self._quiet = dict(quiet_hours or {})
         self._callbacks = callbacks
         self._limits = limits
         self._max_messages = max_messages
@@ -68,7 +73,9 @@ class SendService:
         self, account: Account, body: bytes, idempotency_key: str | None = None
     ) -> bytes:
         raw = self._messages_of(_parse_json(body))
-        valid = await self._callbacks.screen([validate_message(m, self._limits) for m in raw])
+        now = self._clock()
+        judged = [validate_message(m, self._limits, now) for m in raw]
+        valid = await self._callbacks.screen(self._held(account, judged, now))
         judged = valid
         numbers = recipients(valid)
         if numbers:  # one lookup per batch, none for an account without a list
@@ -77,7 +84,7 @@ class SendService:
         accepted = [j for j in judged if isinstance(j, NewMessage)]
         key = _idempotency(idempotency_key, body)
         try:
-            sent = await self._store.send(account, accepted, self._clock(), key)
+            sent = await self._store.send(account, accepted, now, key)
         except IdempotencyConflict:
             raise ApiError(
                 422,
@@ -104,6 +111,20 @@ class SendService:
         if sent.replayed is None and accepted:
             self._on_stored()
         return answer
+
+    def _held(self, account: Account, judged: list[Judged], now: float) -> list[Judged]:
+        """The promotions among them held until the account's quiet hours end."""
+        quiet = self._quiet.get(account.username) or self._quiet.get("*")
+        if quiet is None:
+            return judged
+        held: list[Judged] = []
+        for j in judged:
+            if isinstance(j, NewMessage) and is_held_type(j.primary.type, j.promotional):
+                release = quiet.release(now if j.send_at is None else j.send_at, j.to)
+                if release is not None:
+                    j = replace(j, send_at=release)
+            held.append(j)
+        return held
 
     def _messages_of(self, doc: Any) -> list[dict[str, Any]]:
         messages = doc.get("messages") if isinstance(doc, dict) else doc

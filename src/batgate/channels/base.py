@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from batgate.domain.inbound import InboundText
 from batgate.domain.messages import Step
 from batgate.domain.outcomes import CarrierCost, JournaledBatch, PartReceipt, SendResult
 
@@ -41,6 +42,16 @@ class Connector(Protocol):
 class ReceiptSink(Protocol):
     async def receipts(self, connector: str, receipts: Sequence[PartReceipt]) -> None:
         """Store final receipts of parts `connector` handed over, all or none.
+
+        Returns once they are stored: only then may the carrier be told they were
+        received. Raises when they could not be stored.
+        """
+        ...
+
+
+class InboundSink(Protocol):
+    async def inbound(self, connector: str, messages: Sequence[InboundText]) -> None:
+        """Store inbound messages `connector`'s carrier brought, all or none.
 
         Returns once they are stored: only then may the carrier be told they were
         received. Raises when they could not be stored.
@@ -75,7 +86,7 @@ class BatchJournal(Protocol):
         ...
 
 
-class CarrierDesk(ReceiptSink, CostSink, AwaitedParts, BatchJournal, Protocol):
+class CarrierDesk(ReceiptSink, InboundSink, CostSink, AwaitedParts, BatchJournal, Protocol):
     """Everything the engine offers a carrier's connector (engine.receipts.Reconciler)."""
 
 
@@ -96,6 +107,7 @@ class CallbackNews:
 
     receipts: tuple[PartReceipt, ...] = ()
     costs: tuple[CarrierCost, ...] = ()
+    inbound: tuple[InboundText, ...] = ()
     answer: bytes = b'{"status":"ok"}'
     content_type: str = "application/json"
 

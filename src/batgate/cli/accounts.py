@@ -5,12 +5,20 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Column
 
-from batgate.cli.common import DatabaseUrl, fail, open_store, run, settings_for, with_store
+from batgate.cli.common import (
+    DatabaseUrl,
+    emit,
+    fail,
+    open_store,
+    run,
+    settings_for,
+    with_store,
+)
+from batgate.cli.numbers import add_number, numbers, remove_number
 from batgate.cli.output import table, text_column
 from batgate.domain.credentials import hash_password, key_hash, new_api_key, new_webhook_secret
 from batgate.domain.records import Account
@@ -18,12 +26,12 @@ from batgate.domain.urls import is_http_url
 from batgate.store.manager import DuplicateAccountError
 
 app = typer.Typer(
-    help="Manage accounts (API keys, passwords, webhook settings).", no_args_is_help=True
+    help="Manage accounts (API keys, passwords, webhook settings, owned numbers).",
+    no_args_is_help=True,
 )
-
-
-def emit(payload: dict[str, object]) -> None:
-    typer.echo(orjson.dumps(payload).decode())
+app.command("add-number")(add_number)
+app.command("remove-number")(remove_number)
+app.command("numbers")(numbers)
 
 
 @app.command()

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, NoReturn, TypeVar
 
+import orjson
 import typer
 from rich.console import Console
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from batgate.config import Settings, load_settings
+from batgate.domain.records import Account
 from batgate.store.manager import Store
 
 T = TypeVar("T")
@@ -48,6 +50,11 @@ def use_config(path: str | None) -> None:
         os.environ["BATGATE_CONFIG"] = path
 
 
+def emit(payload: dict[str, object]) -> None:
+    """One JSON object on stdout, one line: what scripts read."""
+    typer.echo(orjson.dumps(payload).decode())
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """One line on stderr (never wrapped, never read as markup), then exit with `code`."""
     err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
@@ -71,6 +78,14 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+
+
+async def account_named(store: Store, username: str) -> Account:
+    """The account of that username, or a one-line error naming it."""
+    account = await store.account_by_username(username)
+    if account is None:
+        fail(f"no account named {username!r}")
+    return account
 
 
 def with_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T:

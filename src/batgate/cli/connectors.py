@@ -10,8 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from batgate.cli.accounts import emit
-from batgate.cli.common import DatabaseUrl, fail, settings_for, with_store
+from batgate.cli.common import DatabaseUrl, emit, fail, settings_for, with_store
 from batgate.cli.output import number_column, plural, table, text_column, with_detail
 from batgate.config import Settings
 from batgate.domain.connectors import ConnectorView, views

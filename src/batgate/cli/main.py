@@ -16,6 +16,7 @@ from batgate import __version__, heap
 from batgate.cli import (
     accounts,
     connectors,
+    inbound,
     messages,
     rates,
     sandbox,
@@ -54,6 +55,7 @@ app.add_typer(connectors.app, name="connectors")
 app.add_typer(suppressions.app, name="suppressions")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.command("inbound")(inbound.inbound)
 app.command(rich_help_panel="Messages")(user.send)
 app.command(rich_help_panel="Messages")(user.status)
 app.command(rich_help_panel="Messages")(user.wait)

@@ -9,8 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from batgate.cli.accounts import emit
-from batgate.cli.common import DatabaseUrl, fail, settings_for, with_store
+from batgate.cli.common import DatabaseUrl, emit, fail, settings_for, with_store
 from batgate.cli.output import status_column, table, text_column
 from batgate.domain.records import StoryLine
 from batgate.store.manager import Store

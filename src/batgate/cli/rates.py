@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from batgate.cli.accounts import emit
-from batgate.cli.common import DatabaseUrl, fail, settings_for, with_store
+from batgate.cli.common import DatabaseUrl, emit, fail, settings_for, with_store
 from batgate.cli.output import money, number_column, table
 from batgate.domain.checks import is_digits
 from batgate.domain.messages import Channel

@@ -21,13 +21,19 @@ import typer
 from rich.console import Console
 from rich.table import Column
 
-from batgate.cli.accounts import emit
-from batgate.cli.common import DatabaseUrl, err, fail, open_store, run, settings_for
+from batgate.cli.common import (
+    DatabaseUrl,
+    account_named,
+    emit,
+    err,
+    fail,
+    open_store,
+    run,
+    settings_for,
+)
 from batgate.cli.output import plural, table
 from batgate.domain.notifications import rfc3339
 from batgate.domain.optout import CsvNumbers, Source, Suppression, number_problem, read_csv_numbers
-from batgate.domain.records import Account
-from batgate.store.manager import Store
 
 app = typer.Typer(
     help="An account's suppression list: numbers its messages may not go to (opt-outs).",
@@ -36,13 +42,6 @@ app = typer.Typer(
 
 Username = Annotated[str, typer.Argument(help="The account's username.")]
 _EXPORT_COLUMNS = ("number", "source", "createdAt")
-
-
-async def _account(store: Store, username: str) -> Account:
-    account = await store.account_by_username(username)
-    if account is None:
-        fail(f"no account named {username!r}")
-    return account
 
 
 def _number(value: str) -> str:
@@ -72,7 +71,7 @@ def list_(
 
     async def main() -> tuple[list[Suppression], bool]:
         async with open_store(settings) as store:
-            account = await _account(store, username)
+            account = await account_named(store, username)
             return await store.suppressions.page(account.id, after=start, limit=limit)
 
     entries, more = run(main)
@@ -106,7 +105,7 @@ def add(
 
     async def main() -> set[str]:
         async with open_store(settings) as store:
-            account = await _account(store, username)
+            account = await account_named(store, username)
             return await store.suppressions.add(account.id, wanted, Source.CLI, time.time())
 
     added = run(main)
@@ -125,7 +124,7 @@ def remove(
 
     async def main() -> Suppression | None:
         async with open_store(settings) as store:
-            account = await _account(store, username)
+            account = await account_named(store, username)
             return await store.suppressions.remove(account.id, number)
 
     removed = run(main)
@@ -154,7 +153,7 @@ def import_(
 
     async def main() -> set[str]:
         async with open_store(settings) as store:
-            account = await _account(store, username)
+            account = await account_named(store, username)
             return await store.suppressions.add(
                 account.id, found.numbers, Source.IMPORT, time.time()
             )
@@ -199,7 +198,7 @@ def export(username: Username, database_url: DatabaseUrl = None) -> None:
 
     async def main() -> None:
         async with open_store(settings) as store:
-            account = await _account(store, username)
+            account = await account_named(store, username)
             writer.writerow(_EXPORT_COLUMNS)
             async for entry in store.suppressions.every(account.id):
                 writer.writerow((entry.number, entry.source, rfc3339(entry.created_at)))

@@ -9,8 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from batgate.cli.accounts import emit
-from batgate.cli.common import DatabaseUrl, fail, settings_for, with_store
+from batgate.cli.common import DatabaseUrl, emit, fail, settings_for, with_store
 from batgate.cli.output import (
     id_column,
     number_column,

@@ -167,6 +167,18 @@ def on_stuck(p: Progress, chain: Sequence[Step], reclaims: int, now: float) -> T
     return Transition(progress, (final,), (Note(p.step, why),))
 
 
+def on_cancel(p: Progress, now: float) -> Transition | None:
+    """The account cancelled it (`DELETE /bat/message/{id}`, SPEC §12): a message still
+    `scheduled` ends `permanenterror` (cost 0) on the step it was waiting on; None once
+    it is past `scheduled` (something was handed to a carrier already)."""
+    if p.status is not DeliveryStatus.SCHEDULED:
+        return None
+    steps = _set(p.steps, p.step, ChannelStatus.PERMANENTERROR)
+    final = DeliveryStatus.PERMANENTERROR
+    progress = replace(p, status=final, steps=steps, due_at=None, receipt=None)
+    return Transition(progress, (final,), (Note(p.step, "cancelled by the account"),))
+
+
 def on_receipt_heard(
     p: Progress, outcome: ChannelStatus, carrier_ref: str | None, now: float, detail: str = ""
 ) -> Transition | None:

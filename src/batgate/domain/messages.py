@@ -61,6 +61,7 @@ class ErrorCode(StrEnum):
     INVALID_FALLBACK = "INVALID_FALLBACK"
     INVALID_CALLBACK_URL = "INVALID_CALLBACK_URL"  # malformed, or pointing inside
     OPTED_OUT = "OPTED_OUT"  # to a number on the account's suppression list (SPEC §11)
+    INVALID_SEND_AT = "INVALID_SEND_AT"  # sendAt unreadable or too far ahead (SPEC §12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,10 @@ class NewMessage:
     customer_message_id: str | None
     steps: tuple[Step, ...]
     callback_url: str | None = None
+    # When it may be handed over (epoch seconds; SPEC §12): None is now.
+    send_at: float | None = None
+    # Sent with `"promotional": true` (quiet hours hold it; domain.schedule).
+    promotional: bool = False
 
     @property
     def to(self) -> str:

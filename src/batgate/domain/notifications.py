@@ -28,18 +28,21 @@ class WebhookEvent:
     """A stored event claimed for delivery."""
 
     id: int
-    message_id: str
+    message_id: str  # or, for an inbound event, the order it keeps (domain.inbound)
     account_id: int
-    status: DeliveryStatus
+    status: str  # a deliverystatus, or "inbound"
     payload: bytes
     url: str | None
     attempts: int
     at: float
+    ref: str | None = None  # its own webhook-id (an inbound event's)
 
     @property
     def webhook_id(self) -> str:
+        if self.ref is not None:
+            return self.ref
         # A message enters each status at most once, so this is unique and stable.
-        return f"evt_{self.message_id}_{self.status.value}"
+        return f"evt_{self.message_id}_{self.status}"
 
 
 def rfc3339(at: float) -> str:

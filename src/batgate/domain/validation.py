@@ -4,7 +4,8 @@
 :class:`Rejection`. Rules are checked in this order: ``type``, ``to``, ``from``,
 ``ttl``, ``text``, ``messageData``, ``customerMessageId``, ``callbackUrl``,
 ``fallback`` (each step of the chain in order: its type and place in the chain first,
-then its fields in the same order as the primary's).
+then its fields in the same order as the primary's), then ``sendAt``/``scheduledTime``
+and ``promotional`` (SPEC §12, :mod:`batgate.domain.schedule`).
 
 Decisions where the SPEC is silent:
 
@@ -47,6 +48,7 @@ Decisions where the SPEC is silent:
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -71,6 +73,7 @@ from batgate.domain.messages import (
 )
 from batgate.domain.parts import sms_parts
 from batgate.domain.phones import is_e164_form, is_valid_e164
+from batgate.domain.schedule import promotional_flag, send_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +97,18 @@ _SENDER: Final = re.compile(r"(?=[0-9]*[A-Za-z])[A-Za-z0-9]{1,11}|\+[1-9][0-9]{7
 _FALLBACK: Final = ErrorCode.INVALID_FALLBACK
 
 
-def validate_message(raw: JsonObject, limits: Limits) -> NewMessage | Rejection:
-    """Judge one element of a send request's ``messages`` array."""
+def validate_message(
+    raw: JsonObject, limits: Limits, now: float | None = None
+) -> NewMessage | Rejection:
+    """Judge one element of a send request's ``messages`` array; `now` (epoch seconds,
+    by default the clock's) is what ``sendAt`` is judged against."""
     try:
-        return _message(raw, limits)
+        return _message(raw, limits, time.time() if now is None else now)
     except Invalid as exc:
         return Rejection(exc.code, exc.message)
 
 
-def _message(raw: JsonObject, limits: Limits) -> NewMessage:
+def _message(raw: JsonObject, limits: Limits, now: float) -> NewMessage:
     primary = _step(raw, _message_type(raw.get("type")), None, limits)
     customer_id = _customer_message_id(raw.get("customerMessageId"))
     callback_url = raw.get("callbackUrl")
@@ -112,7 +118,9 @@ def _message(raw: JsonObject, limits: Limits) -> NewMessage:
         except Invalid as exc:
             raise Invalid(ErrorCode.INVALID_CALLBACK_URL, exc.message) from None
     fallbacks = _fallbacks(raw.get("fallback"), primary, limits)
-    return NewMessage(customer_id, (primary, *fallbacks), callback_url)
+    later = send_at(raw, now) if "sendAt" in raw or "scheduledTime" in raw else None
+    promotional = promotional_flag(raw) if "promotional" in raw else False
+    return NewMessage(customer_id, (primary, *fallbacks), callback_url, later, promotional)
 
 
 def _step(raw: JsonObject, mtype: MessageType, base: Step | None, limits: Limits) -> Step:

@@ -29,11 +29,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from batgate.domain.inbound import InboundText
 from batgate.domain.lifecycle import Transition, on_due, on_receipt
 from batgate.domain.outcomes import CarrierCost, Handover, JournaledBatch, PartReceipt
 from batgate.domain.pricing import RateTable
 from batgate.engine.changes import Changes
 from batgate.engine.ratebook import RateBook
+from batgate.engine.reception import Reception
 from batgate.store.manager import Change, Store
 
 log = logging.getLogger(__name__)
@@ -48,13 +50,20 @@ class Reconciler:
         changes: Changes,
         ratebook: RateBook,
         clock: Callable[[], float] = time.time,
+        reception: Reception | None = None,
     ) -> None:
         self._store = store
         self.changes = changes
+        # Carriers hand their inbound messages here too (engine.reception).
+        self.reception = reception or Reception(store, clock=clock)
         self._ratebook = ratebook
         self._clock = clock
         self._ended: list[str] = []
         self._more = asyncio.Event()
+
+    async def inbound(self, connector: str, messages: Sequence[InboundText]) -> None:
+        """Inbound messages a carrier brought (channels.base.InboundSink)."""
+        await self.reception.inbound(connector, messages)
 
     # -- 1. before a hand-over is written ---------------------------------------------------
 

@@ -15,6 +15,7 @@ from batgate.engine.connector_watch import ConnectorWatch
 from batgate.engine.dispatcher import Dispatcher
 from batgate.engine.ratebook import RateBook, configured_rates, unpriced_channels
 from batgate.engine.receipts import Reconciler
+from batgate.engine.reception import Reception, inbound_policy
 from batgate.engine.retention import Janitor
 from batgate.engine.switchboard import Switchboard
 from batgate.engine.webhooks import WebhookSender
@@ -31,7 +32,13 @@ class Engine:
         self._ratebook = RateBook(store, configured_rates(settings.rates))
         changes = Changes(store, settings.fx, on_events=self.webhooks.wake)
         # Carriers hand their receipts to the reconciler (engine.receipts).
-        self.reconciler = Reconciler(store, changes, self._ratebook)
+        reception = Reception(
+            store,
+            inbound_policy(settings),
+            on_events=self.webhooks.wake,
+            on_replies=lambda: self.dispatcher.wake(),
+        )
+        self.reconciler = Reconciler(store, changes, self._ratebook, reception=reception)
         self._connectors = build_connectors(settings, self.reconciler)
         self.switchboard = Switchboard.from_settings(settings, self._connectors)
         self.dispatcher = Dispatcher(

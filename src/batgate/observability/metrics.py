@@ -151,11 +151,26 @@ SMPP_RECEIPTS = Counter(
     ("connector", "state"),
     registry=None,
 )
+INBOUND_MESSAGES = Counter(
+    "batgate_inbound_messages",
+    "Inbound messages stored, per connector they came by and whether an account owns "
+    "their recipient (route: routed or unrouted).",
+    ("connector", "route"),
+    registry=None,
+)
 SMPP_INBOUND_OTHER = Counter(
     "batgate_smpp_inbound_other",
     "deliver_sm / data_sm from the SMSC that were not delivery receipts (mobile-originated "
     "messages): acknowledged and dropped, batgate does not take MO traffic.",
     ("connector",),
+    registry=None,
+)
+SMPP_INBOUND_MESSAGES = Counter(
+    "batgate_smpp_inbound_messages",
+    "Mobile-originated messages from the SMSC, their parts put together, per connector and "
+    "state (complete; incomplete: some parts never came within mo_reassembly_timeout). "
+    "Counted as handed to the store: one the SMSC sends again after a failed store counts again.",
+    ("connector", "state"),
     registry=None,
 )
 MESSAGES_ABANDONED = Counter(
@@ -204,6 +219,8 @@ _PROCESS_WIDE: tuple[Collector, ...] = (
     SMPP_RESENDS,
     SMPP_RECEIPTS,
     SMPP_INBOUND_OTHER,
+    SMPP_INBOUND_MESSAGES,
+    INBOUND_MESSAGES,
     AUTH_FAILURES,
     AUTH_THROTTLED,
     RETENTION_REMOVED,
@@ -242,6 +259,8 @@ auth_failures = Family(AUTH_FAILURES)
 auth_throttled = Family(AUTH_THROTTLED)
 retention_removed = Family(RETENTION_REMOVED)
 smpp_inbound_other = Family(SMPP_INBOUND_OTHER)
+inbound_messages = Family(INBOUND_MESSAGES)
+smpp_inbound_messages = Family(SMPP_INBOUND_MESSAGES)
 
 
 def method_label(method: str) -> str:

@@ -21,6 +21,7 @@ from batgate.domain.pricing import Rate, from_micros
 from batgate.domain.records import Account, MessageRecord, StoryLine
 from batgate.domain.status import DeliveryStatus
 from batgate.store import dialects, handovers
+from batgate.store.cancellation import Cancellation
 from batgate.store.carrier_costs import CarrierCosts
 from batgate.store.connectors import ConnectorBoard
 from batgate.store.database import Database
@@ -34,6 +35,7 @@ from batgate.store.idempotency import (
     note_stored,
     replay,
 )
+from batgate.store.inbound import Inbox
 from batgate.store.intake import Intake, insert_batches
 from batgate.store.outbox import Outbox
 from batgate.store.ratebuckets import RateBuckets
@@ -144,6 +146,8 @@ class Store:
         self.carrier_costs = CarrierCosts(db)
         self.upstream_journal = UpstreamJournal(db)
         self.suppressions = Suppressions(db, suppression_cache_seconds)
+        self.cancellation = Cancellation(db)
+        self.inbox = Inbox(db, new_message_id, self.suppressions)
         self.gauges = Gauges(db)
         self._intake = Intake(db, new_message_id)
         # The hot status read, on SQLite: see Database.lookup and point_read.

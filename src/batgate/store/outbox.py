@@ -8,7 +8,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from batgate.domain.notifications import DeliveryAttempt, EventView, WebhookEvent
-from batgate.domain.status import DeliveryStatus
 from batgate.store import dialects
 from batgate.store.database import Database
 from batgate.store.schema import accounts, message_events, webhook_attempts
@@ -146,11 +145,12 @@ def _event(row: sa.Row[Any]) -> WebhookEvent:
         id=row.id,
         message_id=row.message_id,
         account_id=row.account_id,
-        status=DeliveryStatus(row.status),
+        status=row.status,
         payload=row.payload.encode(),
         url=row.url,
         attempts=row.attempts,
         at=row.at,
+        ref=row.webhook_id,
     )
 
 

@@ -93,6 +93,7 @@ def new_message_values(
     columns left out are NULL, or 0 for reclaims, by default."""
     steps = m.steps
     first = steps[0]
+    due = now if m.send_at is None or m.send_at < now else m.send_at
     # Progress.new: the first step scheduled, the others not used yet.
     channel_steps = "scheduled" + ",not_used" * (len(steps) - 1)
     doc: dict[str, Any] = {
@@ -127,8 +128,8 @@ def new_message_values(
         0,
         channel_steps,
         0,
-        now,
-        now + first.ttl,
+        due,
+        due + first.ttl,  # the TTL counts from when it may go (SPEC §12)
         currency,
         0,
         now,

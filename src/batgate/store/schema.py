@@ -83,6 +83,9 @@ sa.Index(
     postgresql_where=messages.c.due_at.is_not(None),
 )
 sa.Index("ix_messages_messagelist", messages.c.messagelist_id, messages.c.id)
+# A recipient's messages by time: an inbound reply's `inReplyTo` (the account's latest
+# message to that number), and the operator's search by recipient (migration 0017).
+sa.Index("ix_messages_recipient", messages.c.recipient, messages.c.created_at)
 # Final messages by age, for retention: all of them (purge), and those not yet redacted.
 sa.Index(
     "ix_messages_final",
@@ -156,6 +159,9 @@ message_events = sa.Table(
     # Why a message ended as it did (for its final status): what the carrier said, a
     # timeout, the TTL (domain.lifecycle.Note).
     sa.Column("reason", sa.Text, nullable=True),
+    # The event's own webhook-id where it is not a status's (an inbound message's
+    # `in_{inboundId}`: its `message_id` is then the order it keeps, domain.inbound).
+    sa.Column("webhook_id", sa.String(64), nullable=True),
 )
 sa.Index("ix_message_events_message", message_events.c.message_id)
 sa.Index("ix_message_events_at", message_events.c.at)
@@ -311,3 +317,33 @@ suppressions = sa.Table(
     sa.Column("source", sa.String(16), nullable=False),  # api, cli, import, keyword
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+# Who owns the inbound traffic to a number or sender name (SPEC §10): `batgate accounts
+# add-number`. One owner per number.
+owned_numbers = sa.Table(
+    "owned_numbers",
+    metadata,
+    sa.Column("number", sa.String(16), primary_key=True),
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+sa.Index("ix_owned_numbers_account", owned_numbers.c.account_id)
+
+# Inbound messages (SPEC §10), kept whether or not anyone owns their recipient:
+# `account_id` NULL is unrouted (`batgate inbound --unrouted`). Paged by id.
+inbound_messages = sa.Table(
+    "inbound_messages",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.Integer, nullable=True),
+    sa.Column("sender", sa.String(32), nullable=False),
+    sa.Column("recipient", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("parts", sa.Integer, nullable=False),
+    sa.Column("incomplete", sa.Boolean, nullable=False),
+    sa.Column("connector", sa.String(32), nullable=False),
+    sa.Column("carrier_id", sa.String(65), nullable=True),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("in_reply_to", sa.String(32), nullable=True),
+)
+sa.Index("ix_inbound_messages_account", inbound_messages.c.account_id, inbound_messages.c.id)

@@ -126,6 +126,10 @@ class Suppressions:
             raise RuntimeError("the lookup connection is closed")
         return raw
 
+    def changed(self, account_id: int, has_any: bool | None) -> None:
+        """Another part of this store changed the account's list (inbound keywords)."""
+        self._wrote(account_id, has_any)
+
     def _wrote(self, account_id: int, has_any: bool | None) -> None:
         """This store changed the account's list: what it knows now (None: ask)."""
         self._writes += 1
