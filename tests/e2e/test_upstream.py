@@ -355,6 +355,43 @@ def test_callbacks_that_are_not_the_upstreams_are_refused(pair: Pair) -> None:
     assert unknown.json()["error"]["code"] == "NOT_FOUND"
 
 
+def test_the_upstreams_inbound_events_reach_the_owner_of_the_number(pair: Pair) -> None:
+    """An upstream batgate's `inbound` webhook (SPEC §10), signed with its secret, is an
+    inbound message here, routed by this gateway's own owned numbers."""
+    owner = pair.down.create_account("owner")
+    pair.down.cli("accounts", "add-number", owner.username, "+380441230000")
+    url = f"{pair.down.base_url}/callbacks/up"
+    for inbound_id, (to, text) in enumerate([("+380441230000", "Yes"), ("Nobody", "?")]):
+        event = {
+            "event": "inbound",
+            "inboundId": 900 + inbound_id,
+            "from": "+380501234567",
+            "to": to,
+            "text": text,
+            "receivedAt": "2026-12-07T10:00:00Z",
+            "parts": 1,
+            "incomplete": False,
+            "connector": "their-smsc",
+            "inReplyTo": None,
+        }
+        body = json.dumps(event).encode()
+        headers = signature_headers(
+            [pair.webhook_secret], f"in_{900 + inbound_id}", int(time.time()), body
+        )
+        answer = httpx.post(url, content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+    listed = pair.down.http.get("/bat/inbound", headers=owner.headers).json()
+    (message,) = listed["messages"]
+    assert (message["from"], message["to"], message["text"]) == (
+        "+380501234567",
+        "+380441230000",
+        "Yes",
+    )
+    assert message["connector"] == "up"
+    unrouted = json.loads(pair.down.cli("inbound", "--unrouted", "--json").stdout.splitlines()[-1])
+    assert (unrouted["to"], unrouted["text"], unrouted["account"]) == ("Nobody", "?", None)
+
+
 def downstream_with_a_wrong_key(
     pair: Pair, tmp_path: Path, url: str, start_server: Callable[..., Server]
 ) -> Server:

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from batgate.channels.base import CallbackRefused, CarrierCall, Outbound
+from batgate.channels.base import CallbackNews, CallbackRefused, CarrierCall, Outbound
 from batgate.channels.smsbat import wire
 from batgate.channels.smsbat.callbacks import SmsbatWebhooks
 from batgate.config import SmsbatSettings
+from batgate.domain.inbound import InboundText
 from batgate.domain.messages import MessageType, Step
 from batgate.domain.outcomes import CarrierCost, CarrierId, PartReceipt
 from batgate.domain.status import ChannelStatus
@@ -205,6 +206,43 @@ def test_a_webhook_not_the_upstreams_is_refused(
     with pytest.raises(CallbackRefused) as refused:
         reader.read(call(EVENT, headers, method))
     assert refused.value.status == status
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (
+            {
+                "event": "inbound",
+                "inboundId": 7,
+                "from": "+380501234567",
+                "to": "Shop",
+                "text": "Yes",
+                "parts": 2,
+                "incomplete": True,
+            },
+            InboundText("+380501234567", "Shop", "Yes", 2, True, "7"),
+        ),
+        (
+            {"event": "inbound", "from": "380501234567", "to": "1234", "text": "", "parts": True},
+            InboundText("380501234567", "1234", "", 1, False, None),
+        ),
+        ({"event": "inbound", "from": "+380501234567", "to": "Shop"}, None),  # no text
+        ({"event": "inbound", "from": 380501234567, "to": "Shop", "text": "x"}, None),
+    ],
+)
+def test_an_inbound_event_brings_an_inbound_message(
+    event: dict[str, Any], expected: InboundText | None
+) -> None:
+    body = json.dumps(event).encode()
+    reader = SmsbatWebhooks("up", settings(webhook_secret=SECRET))
+    signed = call(body, signature_headers([SECRET], "in_7", int(time.time()), body))
+    if expected is None:
+        with pytest.raises(CallbackRefused) as refused:
+            reader.read(signed)
+        assert refused.value.status == 400
+    else:
+        assert reader.read(signed) == CallbackNews(inbound=(expected,))
 
 
 def test_a_signed_webhook_of_another_shape_is_a_bad_request() -> None:

@@ -63,6 +63,7 @@ from batgate.engine.cancels import Cancels
 from batgate.engine.changes import Changes
 from batgate.engine.dispatcher import worker_name
 from batgate.engine.ratebook import RateBook, configured_rates
+from batgate.engine.reception import Reception, inbound_policy
 from batgate.engine.runner import Engine
 from batgate.observability.readiness import Shutdown
 from batgate.store.cancellation import Refusal
@@ -140,7 +141,11 @@ def create_app(
     _cancel_route(app, gate, statuses, cancels)
     _inbound_route(app, store, gate)
     _suppression_routes(app, store, gate, sender)
-    sink = engine.reconciler if engine is not None else StoredReceipts(store)
+    sink = (
+        engine.reconciler
+        if engine is not None
+        else StoredReceipts(store, Reception(store, inbound_policy(settings)))
+    )
     add_carrier_callbacks(app, store, build_callback_readers(settings), sink)
     add_probes(app, store, settings, shutdown)
     _document_request_body(app, settings.max_messages_per_request)

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -25,8 +26,10 @@ from batgate.channels.base import (
     CallbackReader,
     CallbackRefused,
     CarrierCall,
+    InboundSink,
     ReceiptSink,
 )
+from batgate.domain.inbound import InboundText
 from batgate.domain.outcomes import PartReceipt
 from batgate.store.manager import Store
 
@@ -35,15 +38,24 @@ log = logging.getLogger(__name__)
 MAX_CALLBACK_BYTES = 1 << 20
 
 
+class CallbackSink(ReceiptSink, InboundSink, Protocol):
+    """Where carriers' calls put what they bring: receipts and inbound messages."""
+
+
 class StoredReceipts:
     """Receipts stored and noted on their messages, for a process without an engine:
-    a dispatcher of any process applies them (engine.receipts, 3.)."""
+    a dispatcher of any process applies them (engine.receipts, 3.); inbound messages
+    taken as any process takes them (engine.reception)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, reception: InboundSink) -> None:
         self._store = store
+        self._reception = reception
 
     async def receipts(self, connector: str, receipts: Sequence[PartReceipt]) -> None:
         await self._store.receipts.record(connector, receipts)
+
+    async def inbound(self, connector: str, messages: Sequence[InboundText]) -> None:
+        await self._reception.inbound(connector, messages)
 
 
 class GroupedNews:
@@ -54,7 +66,7 @@ class GroupedNews:
     upstream's webhooks, 64 at a time) costs a transaction per group, not per call.
     Each caller returns once its news is stored."""
 
-    def __init__(self, sink: ReceiptSink, store: Store) -> None:
+    def __init__(self, sink: CallbackSink, store: Store) -> None:
         self._sink = sink
         self._store = store
         self._pending: dict[str, list[tuple[CallbackNews, asyncio.Future[None]]]] = {}
@@ -93,10 +105,13 @@ class GroupedNews:
             await self._store.carrier_costs.record(connector, list(costs.values()), time.time())
         if receipts:
             await self._sink.receipts(connector, list(receipts.values()))
+        inbound = [m for news in group for m in news.inbound]
+        if inbound:
+            await self._sink.inbound(connector, inbound)
 
 
 def add_carrier_callbacks(
-    app: FastAPI, store: Store, readers: Mapping[str, CallbackReader], sink: ReceiptSink
+    app: FastAPI, store: Store, readers: Mapping[str, CallbackReader], sink: CallbackSink
 ) -> None:
     grouped = GroupedNews(sink, store)
 
@@ -116,7 +131,7 @@ def add_carrier_callbacks(
         except CallbackRefused as refused:
             log.warning("callback to %s refused: %s", connector, refused.message)
             raise ApiError(refused.status, refused.code, refused.message) from None
-        if news.receipts or news.costs:
+        if news.receipts or news.costs or news.inbound:
             await grouped.store(connector, news)
         return Response(news.answer, media_type=news.content_type)
 

@@ -4,7 +4,9 @@ signed with the connector's `webhook_secret` (SPEC §4, §9).
 An unsigned, wrongly signed or stale call (a timestamp more than five minutes off)
 is refused with 401 and nothing is stored. A status event that is final becomes the
 receipt of the step it carried, and its cost that step's carrier cost; any other
-event is acknowledged and dropped (the step is `processing` here already).
+status event is acknowledged and dropped (the step is `processing` here already).
+An `inbound` event (SPEC §10: a phone's message to a number the upstream account
+owns) becomes an inbound message of this gateway, routed by its own owned numbers.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class SmsbatWebhooks:
         except WebhookVerificationError as exc:
             raise CallbackRefused(401, "UNAUTHORIZED", f"not a signed webhook: {exc}") from None
         try:
+            if isinstance(event, dict) and event.get("event") == "inbound":
+                return CallbackNews(inbound=(wire.inbound_of(event),))
             news = wire.news_of(event, self._currency)
         except (wire.Unreadable, orjson.JSONDecodeError) as exc:
             raise CallbackRefused(400, "INVALID_REQUEST", f"not a status event: {exc}") from None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batgate.channels.base import Outbound
+from batgate.domain.inbound import InboundText
 from batgate.domain.outcomes import CarrierCost, CarrierId, PartReceipt
 from batgate.domain.status import ChannelStatus
 
@@ -128,6 +129,24 @@ def news_of(doc: Any, currency: str) -> News:
     billed = doc.get("billCurrency") if "billAmount" in doc else None
     unit = billed if isinstance(billed, str) and len(billed) == 3 else currency
     return News(receipt, CarrierCost(step[0], step[1], float(amount), unit))
+
+
+def inbound_of(doc: Any) -> InboundText:
+    """An upstream batgate's `inbound` event (SPEC §10): the message it brings, as the
+    upstream wrote it (its sender, the number it came to, the text and its parts)."""
+    fields = {name: doc.get(name) for name in ("from", "to", "text")}
+    if not all(isinstance(value, str) for value in fields.values()):
+        raise Unreadable("an inbound event has strings `from`, `to` and `text`")
+    parts = doc.get("parts")
+    inbound_id = doc.get("inboundId")
+    return InboundText(
+        sender=str(fields["from"]),
+        recipient=str(fields["to"]),
+        text=str(fields["text"]),
+        parts=parts if isinstance(parts, int) and not isinstance(parts, bool) and parts > 0 else 1,
+        incomplete=doc.get("incomplete") is True,
+        carrier_id=None if inbound_id is None else str(inbound_id),
+    )
 
 
 def statuses_answer(doc: Any) -> Sequence[Any]:
