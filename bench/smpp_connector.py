@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from batgate.channels.base import Outbound
 from batgate.channels.smpp.connector import SmppConnector
 from batgate.config import SmppSettings
+from batgate.domain.inbound import InboundText
 from batgate.domain.messages import MessageType, Step
 from batgate.domain.outcomes import Accepted, PartReceipt
 
@@ -31,6 +32,9 @@ class Memory:
     async def receipts(self, connector: str, receipts: Sequence[PartReceipt]) -> None:
         self.count += len(receipts)
         self.last = time.perf_counter()
+
+    async def inbound(self, connector: str, messages: Sequence[InboundText]) -> None:
+        """The SMSC of this bench sends no MO messages: none to keep."""
 
 
 async def main() -> None:

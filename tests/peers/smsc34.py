@@ -14,6 +14,20 @@ middle of a window; receipts that could not be delivered are kept and sent again
 next session of the same ``system_id``, as a real SMSC does after a reconnect. The
 control API (``GET /stats``) says what the SMSC saw.
 
+``POST /mo`` sends a mobile-originated message (deliver_sm, esm_class 0, or 0x40 with a
+UDH) to a bound session of ``system_id`` (any that can receive, when not given)::
+
+    {"system_id": "batgate", "from": "+380501234567", "to": "4040", "text": "STOP",
+     "coding": "gsm7" | "ucs2" | "latin1", "split": null | "udh" | "udh16" | "sar" |
+     "payload", "parts_per": 10, "only": [1, 3]}
+
+and answers ``{"sent": parts}`` (409 when no session can take it). The text is split
+here (``parts_per`` characters a part, or as many as fit), ``only`` sends just those
+parts (a message whose other parts never come), and all parts go at once, as a
+windowed SMSC sends them. A part NAKed, or lost with its session, is sent again
+every ``--receipt-retry`` seconds as a receipt is; ``GET /stats`` counts ``moSent``,
+``moAcked``, ``moNacked``, ``moRequeued`` and ``moPending``.
+
 smpp34 accepts every bind (its Python API has no authentication hook), answers
 enquire_link itself, and NAKs with ESME_RSYSERR any submit whose event is garbage
 collected unanswered — so held submits are kept referenced until a drop releases them.
@@ -36,6 +50,7 @@ from collections import deque
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
+from pathlib import Path
 from typing import Any, cast
 
 import smpp34
@@ -72,6 +87,14 @@ THROTTLE = "0002"  # ESME_RTHROTTLED for the first --throttle-count submits, the
 INVALID = "0003"  # ESME_RINVDSTADR, always
 RECEIPT_FIRST = "0006"  # the DELIVRD receipt is acknowledged before the submit is answered
 HOLD = "0008"  # the first submit is never answered (until a drop releases it)
+
+# Mobile-originated messages: data_coding by name, and one part's room in octets
+# (whole in one deliver_sm; with an 8-bit UDH or SAR TLVs; with a 16-bit UDH).
+MO_CODINGS = {"gsm7": 0x00, "latin1": 0x03, "ucs2": 0x08}
+MO_ROOM = {"gsm7": (160, 153, 152), "latin1": (140, 134, 133), "ucs2": (140, 134, 132)}
+MO_SPLITS = (None, "udh", "udh16", "sar", "payload")
+UDHI = 0x40  # esm_class: the short message starts with a user data header
+TESTS = Path(__file__).resolve().parent.parent  # tests/, for smpp_support's GSM table
 
 
 @dataclass(frozen=True)
@@ -197,6 +220,113 @@ class Receipt:
     dest_npi: int
     short_message: bytes
     tlvs: list[smpp34.Tlv]
+
+
+# ── Mobile-originated messages ──────────────────────────────────────────────
+
+
+@dataclass(slots=True)
+class Mo:
+    """One part of a mobile-originated message owed to an ESME: kept until its
+    deliver_sm_resp says OK."""
+
+    system_id: str
+    source: str
+    destination: str
+    source_ton: int
+    source_npi: int
+    dest_ton: int
+    dest_npi: int
+    esm_class: int
+    data_coding: int
+    short_message: bytes
+    tlvs: list[smpp34.Tlv]
+
+
+@lru_cache(maxsize=1)
+def gsm_septets() -> dict[str, bytes]:
+    """Character -> its septets, one per octet (as SMPP carries GSM-7), from the table the
+    tests read out of the standard (tests/smpp_support.py), not batgate's. Imported on
+    the first GSM-7 MO, so the benchmark's SMSC never loads it."""
+    if str(TESTS) not in sys.path:
+        sys.path.append(str(TESTS))
+    import smpp_support
+
+    table = {
+        chr(c): bytes((i,))
+        for i, c in enumerate(smpp_support.SEPTET_TO_CODE_POINT)
+        if c is not None
+    }
+    table |= {c: bytes((0x1B, code)) for code, c in smpp_support.EXTENSION.items()}
+    return table
+
+
+def mo_units(text: str, coding: str) -> list[bytes]:
+    """Each character's encoding; ValueError for one the alphabet does not have."""
+    if coding == "gsm7":
+        table = gsm_septets()
+        missing = [c for c in text if c not in table]
+        if missing:
+            raise ValueError(f"{missing[0]!r} is not in GSM 03.38")
+        return [table[c] for c in text]
+    codec = {"latin1": "latin-1", "ucs2": "utf-16-be"}[coding]
+    return [c.encode(codec) for c in text]  # UnicodeEncodeError is a ValueError
+
+
+def mo_chunks(units: list[bytes], room: int, per: int | None) -> list[bytes]:
+    """`per` characters a part when given, else as many as fit in `room` octets."""
+    if per is not None:
+        return [b"".join(units[i : i + per]) for i in range(0, len(units), per)] or [b""]
+    chunks, current = [], b""
+    for unit in units:
+        if len(current) + len(unit) > room:
+            chunks.append(current)
+            current = b""
+        current += unit
+    return [*chunks, current]
+
+
+def mo_parts(
+    text: str, coding: str, split: str | None, ref: int, per: int | None
+) -> list[tuple[int, bytes, list[smpp34.Tlv]]]:
+    """(esm_class, short_message, TLVs) of each deliver_sm carrying the text."""
+    if coding not in MO_CODINGS or split not in MO_SPLITS:
+        raise ValueError(f"coding {coding!r} or split {split!r} is not one this SMSC sends")
+    units = mo_units(text, coding)
+    if split == "payload":
+        return [(0, b"", [smpp34.Tlv(smpp34.TLV_MESSAGE_PAYLOAD, b"".join(units))])]
+    if split is None:
+        whole = b"".join(units)
+        if len(whole) > 254:
+            raise ValueError(f"{len(whole)} octets do not fit one short_message: split it")
+        return [(0, whole, [])]
+    chunks = mo_chunks(units, MO_ROOM[coding][2 if split == "udh16" else 1], per)
+    total = len(chunks)
+    if total > 255:
+        raise ValueError(f"{total} parts, more than 255")
+    parts: list[tuple[int, bytes, list[smpp34.Tlv]]] = []
+    for seq, chunk in enumerate(chunks, start=1):
+        if split == "sar":
+            tlvs = [
+                smpp34.Tlv(smpp34.TLV_SAR_MSG_REF_NUM, ref.to_bytes(2, "big")),
+                smpp34.Tlv(smpp34.TLV_SAR_TOTAL_SEGMENTS, bytes((total,))),
+                smpp34.Tlv(smpp34.TLV_SAR_SEGMENT_SEQNUM, bytes((seq,))),
+            ]
+            parts.append((0, chunk, tlvs))
+        elif split == "udh16":
+            parts.append((UDHI, bytes((6, 0x08, 4, ref >> 8, ref & 0xFF, total, seq)) + chunk, []))
+        else:
+            parts.append((UDHI, bytes((5, 0x00, 3, ref & 0xFF, total, seq)) + chunk, []))
+    return parts
+
+
+def mo_address(address: str) -> tuple[str, int, int]:
+    """(address, TON, NPI): `+digits` international, digits unknown, else alphanumeric."""
+    if address.startswith("+"):
+        return address[1:], 1, 1
+    if address.isdigit():
+        return address, 0, 1
+    return address, 5, 0
 
 
 # ── Connection-dropping proxy ───────────────────────────────────────────────
@@ -342,6 +472,10 @@ class Counters:
     receipts_sent: int = 0
     receipts_acked: int = 0
     receipts_requeued: int = 0
+    mo_sent: int = 0
+    mo_acked: int = 0
+    mo_nacked: int = 0
+    mo_requeued: int = 0
     by_destination: dict[str, int] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)  # digits -> submits, for 0002/0008
 
@@ -378,6 +512,8 @@ class Smsc:
         self.sessions: dict[str, smpp34.Esme] = {}  # live sessions by session_id
         self.systems: dict[str, str] = {}  # session_id -> system_id, kept after unbind
         self.pending: dict[str, deque[Receipt]] = {}  # undelivered receipts by system_id
+        self.mo_pending: dict[str, list[Mo]] = {}  # MO parts to send again, by system_id
+        self.mo_ref = 0
         self.flushing: set[str] = set()
         self.held_events: list[smpp34.SubmitSmEvent] = []
         self.tasks: set[asyncio.Task[None]] = set()
@@ -403,11 +539,14 @@ class Smsc:
                 print(f"smsc34: {event!r}: {exc!r}", file=sys.stderr, flush=True)
 
     async def retry_receipts(self) -> None:
+        """Receipts and MO parts that were NAKed or lost, sent again every --receipt-retry."""
         while True:
             await asyncio.sleep(self.opts.receipt_retry)
             for system_id, queue in self.pending.items():
                 if queue and system_id not in self.flushing:
                     self.spawn(self.flush(system_id))
+            for system_id in list(self.mo_pending):
+                self.resend_mo(system_id)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -421,6 +560,7 @@ class Smsc:
         self.counters.binds += 1
         if self.pending.get(system_id) and system_id not in self.flushing:
             self.spawn(self.flush(system_id))
+        self.resend_mo(system_id)
 
     def on_unbound(self, event: smpp34.Unbound) -> None:
         self.sessions.pop(event.session_id, None)
@@ -626,6 +766,91 @@ class Smsc:
         finally:
             self.flushing.discard(system_id)
 
+    # -- mobile-originated messages ---------------------------------------------
+
+    def esme_of(self, system_id: str | None) -> smpp34.Esme | None:
+        """A session of `system_id` (of any system when None) that can take a deliver_sm."""
+        for session_id, esme in self.sessions.items():
+            if esme.can_receive and system_id in (None, self.systems.get(session_id)):
+                return esme
+        return None
+
+    def send_mo(self, doc: dict[str, Any]) -> int | None:
+        """Send the parts of a `POST /mo` at once (those in `only`, when given); how many
+        were sent, or None when no session can take them. ValueError: a bad request."""
+        coding = doc.get("coding", "gsm7")
+        ref = (self.mo_ref + 1) % 65536
+        parts = mo_parts(str(doc["text"]), coding, doc.get("split"), ref, doc.get("parts_per"))
+        source, source_ton, source_npi = mo_address(str(doc["from"]))
+        destination, dest_ton, dest_npi = mo_address(str(doc["to"]))
+        esme = self.esme_of(doc.get("system_id"))
+        if esme is None:
+            return None
+        self.mo_ref = ref
+        system_id = self.systems.get(esme.session_id, "")
+        only = doc.get("only")
+        chosen = [part for seq, part in enumerate(parts, start=1) if only is None or seq in only]
+        for esm_class, short_message, tlvs in chosen:
+            mo = Mo(
+                system_id,
+                source,
+                destination,
+                source_ton,
+                source_npi,
+                dest_ton,
+                dest_npi,
+                esm_class,
+                MO_CODINGS[coding],
+                short_message,
+                tlvs,
+            )
+            self.deliver_mo(mo, esme)
+        return len(chosen)
+
+    def deliver_mo(self, mo: Mo, esme: smpp34.Esme | None = None) -> None:
+        """Send one part without awaiting its resp (an ESME may hold a part's resp until
+        the other parts came); a callback counts the resp."""
+        esme = esme or self.esme_of(mo.system_id)
+        if esme is None:
+            self.requeue_mo(mo)
+            return
+        self.counters.mo_sent += 1
+        future = asyncio.ensure_future(
+            esme.deliver_sm(
+                mo.destination,
+                mo.short_message,
+                source_addr=mo.source,
+                source_addr_ton=mo.source_ton,
+                source_addr_npi=mo.source_npi,
+                dest_addr_ton=mo.dest_ton,
+                dest_addr_npi=mo.dest_npi,
+                esm_class=mo.esm_class,
+                data_coding=mo.data_coding,
+                tlvs=mo.tlvs,
+            )
+        )
+        future.add_done_callback(partial(self.mo_done, mo))
+
+    def mo_done(self, mo: Mo, future: asyncio.Future[smpp34.DeliverSmResp]) -> None:
+        if future.cancelled():
+            return
+        if future.exception() is None:
+            if future.result().is_success:
+                self.counters.mo_acked += 1
+                return
+            self.counters.mo_nacked += 1
+        self.requeue_mo(mo)  # NAKed, or its session is gone: sent again later
+
+    def requeue_mo(self, mo: Mo) -> None:
+        self.mo_pending.setdefault(mo.system_id, []).append(mo)
+        self.counters.mo_requeued += 1
+
+    def resend_mo(self, system_id: str) -> None:
+        """Every part owed to a system, at once, when one of its sessions can take them."""
+        if self.mo_pending.get(system_id) and self.esme_of(system_id) is not None:
+            for mo in self.mo_pending.pop(system_id):
+                self.deliver_mo(mo)
+
     # -- control -------------------------------------------------------------
 
     def drop(self, connections: int) -> None:
@@ -653,6 +878,11 @@ class Smsc:
             "receiptsAcked": c.receipts_acked,
             "receiptsRequeued": c.receipts_requeued,
             "receiptsPending": sum(len(q) for q in self.pending.values()),
+            "moSent": c.mo_sent,
+            "moAcked": c.mo_acked,
+            "moNacked": c.mo_nacked,
+            "moRequeued": c.mo_requeued,
+            "moPending": sum(len(q) for q in self.mo_pending.values()),
             "sessions": len(self.sessions),
             "byDestination": dict(c.by_destination),
         }
@@ -687,11 +917,22 @@ def control_app(smsc: Smsc, proxy: Proxy) -> web.Application:
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def mo(request: web.Request) -> web.Response:
+        try:
+            doc = await request.json()
+            sent = smsc.send_mo(doc)
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"error": repr(exc)}, status=400)
+        if sent is None:
+            return web.json_response({"error": "no bound session takes a deliver_sm"}, status=409)
+        return web.json_response({"sent": sent})
+
     app = web.Application()
     app.router.add_get("/stats", stats)
     app.router.add_post("/reset", reset)
     app.router.add_post("/drop", drop)
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/mo", mo)
     return app
 
 

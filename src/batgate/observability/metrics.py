@@ -160,8 +160,8 @@ INBOUND_MESSAGES = Counter(
 )
 SMPP_INBOUND_OTHER = Counter(
     "batgate_smpp_inbound_other",
-    "deliver_sm / data_sm from the SMSC that were not delivery receipts (mobile-originated "
-    "messages): acknowledged and dropped, batgate does not take MO traffic.",
+    "deliver_sm / data_sm from the SMSC that look like delivery receipts but name no "
+    "message: acknowledged and dropped.",
     ("connector",),
     registry=None,
 )

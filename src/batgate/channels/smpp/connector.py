@@ -20,8 +20,16 @@ Receipts from any connection are parsed (:mod:`.receipts`), queued, stored in
 batches through the :class:`ReceiptSink`, and acknowledged only once stored (a
 failed store answers ESME_RX_T_APPN, so the SMSC sends them again later).
 
+Mobile-originated messages (deliver_sm / data_sm that are not receipts) are read
+and put together from their parts (:mod:`.mo`), and stored in batches through the
+:class:`InboundSink` the same way. Every part's PDU is answered once the whole
+message is stored, so the SMSC keeps (and sends again) any part of a message not
+yet safe; a message whose parts stop coming is stored as far as it came after
+`mo_reassembly_timeout`, and then its parts are answered.
+
 Each of `connections` links binds, and re-binds with exponential backoff when its
-connection fails; `aclose()` unbinds them after the receipts in hand are stored.
+connection fails; `aclose()` unbinds them after the receipts and messages in hand
+are stored (messages still missing parts are stored as they are, incomplete).
 """
 
 from __future__ import annotations
@@ -32,11 +40,13 @@ import os
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
-from batgate.channels.base import Outbound, ReceiptSink
+from batgate.channels.base import InboundSink, Outbound, ReceiptSink
 from batgate.channels.smpp import text as smpp_text
+from batgate.channels.smpp.mo import Assembled, Reassembler, read_mo
 from batgate.channels.smpp.pdu import (
     Command,
     DataSm,
@@ -47,7 +57,7 @@ from batgate.channels.smpp.pdu import (
     Status,
     status_name,
 )
-from batgate.channels.smpp.receipts import IdSpelling, channel_status, read_receipt
+from batgate.channels.smpp.receipts import IdSpelling, channel_status, is_receipt, read_receipt
 from batgate.channels.smpp.session import (
     BindRefused,
     LinkClosed,
@@ -104,7 +114,7 @@ PERMANENT = frozenset(
         Status.ESME_RINVOPTPARAMVAL,
     }
 )
-_RECEIPT_BATCH = 500
+_RECEIPT_BATCH = 500  # receipts, or inbound messages, stored in one call
 _UNFINISHED_KEPT = 10_000  # messages remembered with parts taken or unanswered
 
 
@@ -125,6 +135,18 @@ class _Inbound:
     pdu: Pdu
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A PDU of a mobile-originated message's part, answered once the message is stored."""
+
+    session: Session
+    pdu: Pdu
+
+
+class SmppDesk(ReceiptSink, InboundSink, Protocol):
+    """What the SMPP connector hands over: receipts, and messages from phones."""
+
+
 @dataclass(slots=True)
 class _Link:
     """One of the connector's connections: where it sends, and where receipts come."""
@@ -140,7 +162,7 @@ class SmppConnector:
         self,
         name: str,
         settings: SmppSettings,
-        receipts: ReceiptSink,
+        receipts: SmppDesk,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
@@ -158,15 +180,25 @@ class SmppConnector:
         self._inbox_ready = asyncio.Event()
         self._storing = False
         self._writer: asyncio.Task[None] | None = None
+        # Monotonic: a wall clock set back must not hold parts, nor set forward expire them.
+        self._parts: Reassembler[_Held] = Reassembler(
+            settings.mo_reassembly_timeout, settings.mo_pending_max, time.monotonic
+        )
+        self._messages: list[Assembled[_Held]] = []  # whole (or timed out), to store
+        self._parts_waiting = asyncio.Event()  # the reassembler was empty and is not
+        self._expiry: asyncio.Task[None] | None = None
         self.resends = 0
         self._bound_gauge = metrics.smpp_bound(name)
         self._resend_counter = metrics.smpp_resends(name)
+        self._complete_counter = metrics.smpp_inbound_messages(name, "complete")
+        self._incomplete_counter = metrics.smpp_inbound_messages(name, "incomplete")
 
     # -- life ------------------------------------------------------------------------
 
     async def start(self, wait: float = 2.0) -> None:
         """Start binding every link; wait up to `wait` seconds for each to bind or fail once."""
-        self._writer = asyncio.create_task(self._store_receipts(), name=f"{self.name} receipts")
+        self._writer = asyncio.create_task(self._store_inbound(), name=f"{self.name} inbound")
+        self._expiry = asyncio.create_task(self._expire_parts(), name=f"{self.name} parts")
         tried = [asyncio.get_running_loop().create_future() for _ in self._links]
         for link, first in zip(self._links, tried, strict=True):
             link.task = asyncio.create_task(self._keep_link(link, first), name=f"{self.name} link")
@@ -175,10 +207,13 @@ class SmppConnector:
             log.warning("connector %s: not bound (%s); sends wait", self.name, self.down_reason)
 
     async def aclose(self) -> None:
-        """Store and acknowledge the receipts in hand, then unbind every link."""
+        """Store and acknowledge the receipts and messages in hand (those still missing
+        parts as they are, incomplete), then unbind every link."""
         self._closing = True
         deadline = time.monotonic() + self._settings.unbind_timeout
-        while (self._inbox or self._storing) and time.monotonic() < deadline:
+        while self._in_hand and time.monotonic() < deadline:
+            # Parts that come meanwhile too: their PDUs are answered before the unbind.
+            self._queue_messages(self._parts.flush())
             await asyncio.sleep(0.01)
         sessions = {id(s): s for link in self._links for s in (link.transmitter, link.receiver)}
         timeout = max(0.1, deadline - time.monotonic())
@@ -186,15 +221,26 @@ class SmppConnector:
             *(s.unbind(timeout) for s in sessions.values() if s is not None),
             return_exceptions=True,
         )
-        tasks = [t for t in (*(link.task for link in self._links), self._writer) if t is not None]
+        own = (self._writer, self._expiry)
+        tasks = [t for t in (*(link.task for link in self._links), *own) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._bound_gauge.set(0)
 
     @property
+    def _in_hand(self) -> bool:
+        """Anything received and not yet stored and answered."""
+        return bool(self._inbox or self._messages or self._parts or self._storing)
+
+    @property
     def bound_links(self) -> int:
         return sum(1 for link in self._links if _usable(link))
+
+    @property
+    def assembling(self) -> int:
+        """Inbound messages with parts in hand, waiting for the others (diagnostics)."""
+        return len(self._parts)
 
     @property
     def transmitters(self) -> list[Session]:
@@ -432,13 +478,19 @@ class SmppConnector:
         else:
             self._up.clear()
 
-    # -- receipts ----------------------------------------------------------------------
+    # -- receipts and messages from phones ---------------------------------------------
 
     def _on_request(self, session: Session, pdu: Pdu) -> None:
         body = pdu.body
+        if not isinstance(body, ShortMessage | DataSm):  # the session hands over no other
+            session.respond(pdu, MessageIdResp(pdu.command.response))
+            return
+        if not is_receipt(body):
+            self._on_message_part(session, pdu, body)
+            return
         answer = MessageIdResp(pdu.command.response)
-        receipt = read_receipt(body) if isinstance(body, ShortMessage | DataSm) else None
-        if receipt is None:
+        receipt = read_receipt(body)
+        if receipt is None:  # a receipt that names no message: nothing to match it to
             metrics.smpp_inbound_other(self.name).inc()
             session.respond(pdu, answer)
             return
@@ -453,30 +505,86 @@ class SmppConnector:
         self._inbox.append(_Inbound(PartReceipt(part, status, f"SMSC: {said}"), session, pdu))
         self._inbox_ready.set()
 
-    async def _store_receipts(self) -> None:
-        """Store queued receipts in batches; acknowledge each batch once it is stored."""
+    def _on_message_part(self, session: Session, pdu: Pdu, body: ShortMessage | DataSm) -> None:
+        """Hold a mobile-originated part's PDU until its whole message is stored."""
+        waited = bool(self._parts)
+        self._queue_messages(self._parts.add(read_mo(body), _Held(session, pdu)))
+        if not waited and self._parts:
+            # Later deadlines never come before earlier ones: only an empty reassembler's
+            # first message needs the expiry task woken.
+            self._parts_waiting.set()
+
+    def _queue_messages(self, done: list[Assembled[_Held]]) -> None:
+        if not done:
+            return
+        for item in done:
+            counter = (
+                self._incomplete_counter if item.message.incomplete else self._complete_counter
+            )
+            counter.inc()
+        self._messages.extend(done)
+        self._inbox_ready.set()
+
+    async def _expire_parts(self) -> None:
+        """Give out, incomplete, the messages whose parts stopped coming: also when no
+        other PDU comes that would have noticed."""
+        while True:
+            due = self._parts.next_deadline()
+            if due is None:
+                await self._parts_waiting.wait()
+                self._parts_waiting.clear()
+                continue
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            self._queue_messages(self._parts.expire())
+
+    async def _store_inbound(self) -> None:
+        """Store queued receipts and messages in batches; answer each batch's PDUs once
+        it is stored (ESME_RX_T_APPN when it could not be: the SMSC sends them again)."""
         while True:
             await self._inbox_ready.wait()
             self._inbox_ready.clear()
-            while self._inbox:
-                batch = self._inbox[:_RECEIPT_BATCH]
-                del self._inbox[:_RECEIPT_BATCH]
-                self._storing = True
-                status = Status.ESME_ROK
-                try:
-                    await self._sink.receipts(self.name, [item.receipt for item in batch])
-                except Exception:
-                    log.exception(
-                        "connector %s: storing %d receipts failed; asking the SMSC to send "
-                        "them again later",
-                        self.name,
-                        len(batch),
-                    )
-                    status = Status.ESME_RX_T_APPN
-                finally:
-                    self._storing = False
-                for item in batch:
-                    item.session.respond(item.pdu, MessageIdResp(item.pdu.command.response), status)
+            while self._inbox or self._messages:
+                if self._inbox:
+                    await self._store_receipts()
+                if self._messages:
+                    await self._store_messages()
+
+    async def _store_receipts(self) -> None:
+        batch = self._inbox[:_RECEIPT_BATCH]
+        del self._inbox[:_RECEIPT_BATCH]
+        receipts = [item.receipt for item in batch]
+        status = await self._stored(
+            lambda: self._sink.receipts(self.name, receipts), f"{len(batch)} receipts"
+        )
+        for item in batch:
+            item.session.respond(item.pdu, MessageIdResp(item.pdu.command.response), status)
+
+    async def _store_messages(self) -> None:
+        batch = self._messages[:_RECEIPT_BATCH]
+        del self._messages[:_RECEIPT_BATCH]
+        messages = [item.message for item in batch]
+        status = await self._stored(
+            lambda: self._sink.inbound(self.name, messages), f"{len(batch)} inbound messages"
+        )
+        for item in batch:
+            for held in item.tags:
+                held.session.respond(held.pdu, MessageIdResp(held.pdu.command.response), status)
+
+    async def _stored(self, store: Callable[[], Awaitable[None]], what: str) -> int:
+        """Run one store; the status to answer its PDUs with."""
+        self._storing = True
+        try:
+            await store()
+        except Exception:
+            log.exception(
+                "connector %s: storing %s failed; asking the SMSC to send them again later",
+                self.name,
+                what,
+            )
+            return Status.ESME_RX_T_APPN
+        finally:
+            self._storing = False
+        return Status.ESME_ROK
 
 
 def _settle(future: asyncio.Future[None]) -> None:
