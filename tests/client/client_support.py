@@ -94,6 +94,7 @@ class Target:
     alice: str  # username of an account with a password
     alice_key: str
     bob_key: str
+    database_url: str = ""  # the server's database, to seed through the real store
 
 
 class BlockingASGITransport(httpx.BaseTransport):
@@ -252,7 +253,7 @@ class ScriptedServer:
                     if not answered:
                         server._done(generation)
 
-            do_GET = do_POST = _serve
+            do_GET = do_POST = do_DELETE = _serve
 
         return Handler
 

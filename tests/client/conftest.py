@@ -105,6 +105,7 @@ def inproc_target(
             alice="alice",
             alice_key=alice_key,
             bob_key=bob_key,
+            database_url=database_url,
         )
     finally:
         served.close()
@@ -134,7 +135,15 @@ def http_target(server: LiveServer) -> Iterator[Target]:
     loop = LoopThread()
     try:
         yield Target(
-            "http", server.url, loop, lambda: None, lambda: None, alice, alice_key, bob_key
+            "http",
+            server.url,
+            loop,
+            lambda: None,
+            lambda: None,
+            alice,
+            alice_key,
+            bob_key,
+            server.env["BATGATE_DATABASE_URL"],
         )
     finally:
         loop.close()

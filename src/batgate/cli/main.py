@@ -60,6 +60,8 @@ app.command(rich_help_panel="Messages")(user.send)
 app.command(rich_help_panel="Messages")(user.status)
 app.command(rich_help_panel="Messages")(user.wait)
 app.command(rich_help_panel="Messages")(user.report)
+app.command(rich_help_panel="Messages")(user.cancel)
+app.command(rich_help_panel="Messages")(user.inbox)
 app.command()(sandbox.sandbox)
 
 

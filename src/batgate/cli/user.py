@@ -1,11 +1,12 @@
-"""The `batgate` commands for users of a gateway: send, status, wait, report.
+"""The `batgate` commands for users of a gateway: send, status, wait, report, cancel, inbox.
 
 They speak HTTP through the SDK (`batgate.client`), so they work against any
-batgate or SMSBAT-compatible endpoint (`report` needs batgate). Configured by
-`--url` / `BATGATE_URL` and `--api-key` / `BATGATE_API_KEY`.
+batgate or SMSBAT-compatible endpoint (`report`, `cancel`, `inbox` and `send --at`
+need batgate). Configured by `--url` / `BATGATE_URL` and `--api-key` /
+`BATGATE_API_KEY`.
 
-Exit codes: 0 done; 1 an error (one line on stderr), or a message was rejected or
-not found; 2 wrong usage; 3 `wait` timed out; 130 interrupted.
+Exit codes: 0 done; 1 an error (one line on stderr), or a message was rejected, not
+found or not cancelled; 2 wrong usage; 3 `wait` timed out; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,14 +52,19 @@ from batgate.client import (
     BatgateError,
     Client,
     DeliveryTimeoutError,
+    InboundMessage,
+    InboundPage,
     MessagelistReport,
     MessageStatus,
     NetworkError,
+    NotCancellableError,
+    NotFoundError,
     Retries,
     SendResult,
     StatusResult,
 )
 from batgate.client.core import DEFAULT_URL, check_idempotency_key
+from batgate.client.messages import send_time
 
 out = Console(highlight=False)
 
@@ -126,6 +133,18 @@ CsvFile = Annotated[
 ChunkSize = Annotated[int, typer.Option(min=1, max=1000, help="Messages per request (--csv).")]
 BatchId = Annotated[str, typer.Option(help="Name a new send of a CSV sent before (--csv).")]
 IdempotencyKey = Annotated[str | None, typer.Option(help="Make a retried send safe (batgate).")]
+SendAt = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        help="Send later: an RFC 3339 time with an offset, at most 35 days ahead, "
+        "e.g. 2026-12-24T09:00:00+02:00 (batgate).",
+        show_default=False,
+    ),
+]
+Promotional = Annotated[
+    bool, typer.Option("--promotional", help="A promotion: quiet hours hold it (batgate).")
+]
 
 
 def send(
@@ -138,6 +157,8 @@ def send(
     chunk_size: ChunkSize = 1000,
     batch_id: BatchId = "",
     idempotency_key: IdempotencyKey = None,
+    at: SendAt = None,
+    promotional: Promotional = False,
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
     as_json: AsJson = False,
@@ -146,6 +167,8 @@ def send(
     if csv_file is not None:
         if to is not None or text is not None:
             fail("give either --csv or --to/--text, not both", EXIT_USAGE)
+        if at is not None or promotional:
+            fail("--at and --promotional go with --to/--text, not --csv", EXIT_USAGE)
         batch = _load(csv_file, chunk_size, type_, sender, batch_id)
         _send_csv(batch, url, api_key, as_json)
         return
@@ -156,9 +179,13 @@ def send(
             check_idempotency_key(idempotency_key)
         except ValueError as exc:
             fail(f"--idempotency-key: {exc}", EXIT_USAGE)
-    message = {"type": type_, "to": to, "from": sender, "text": text}
+    message: dict[str, Any] = {"type": type_, "to": to, "from": sender, "text": text}
     if customer_message_id is not None:
         message["customerMessageId"] = customer_message_id
+    if at is not None:
+        message["sendAt"] = send_time(_moment(at))
+    if promotional:
+        message["promotional"] = True
     with _client(url, api_key) as client:
         result = client.send([message], idempotency_key=idempotency_key)
     if as_json:
@@ -167,6 +194,21 @@ def send(
         out.print(_send_table(result))
     for entry in result.rejected:
         fail(f"message rejected: {entry.error_message} ({entry.error_code})")
+
+
+def _moment(text: str) -> datetime:
+    """`--at`: an RFC 3339 time with its offset (a lower-case `t` or `z` as well)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().upper())
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        fail(
+            f"--at: {text!r} is not an RFC 3339 time with an offset, "
+            "e.g. 2026-12-24T09:00:00+02:00 or 2026-12-24T07:00:00Z",
+            EXIT_USAGE,
+        )
+    return moment
 
 
 def _send_table(result: SendResult) -> Table:
@@ -421,4 +463,114 @@ def _report_table(summary: MessagelistReport) -> Table:
     out.add_row("total", str(summary.total))
     out.add_row("delivery rate", f"{summary.delivery_rate:.1%}")
     out.add_row("cost", money(summary.cost, summary.currency))
+    return out
+
+
+# -- cancel --------------------------------------------------------------------------------
+
+
+def cancel(
+    ids: Ids, url: Url = DEFAULT_URL, api_key: ApiKey = None, as_json: AsJson = False
+) -> None:
+    """Cancel messages still scheduled (sent with --at); their new status (batgate)."""
+    outcomes: list[tuple[str, MessageStatus | BatgateError]] = []
+    with _client(url, api_key) as client:
+        for message_id in ids:
+            try:
+                outcomes.append((message_id, client.cancel(message_id)))
+            except (AuthenticationError, NetworkError):
+                raise  # every id's error: one line, from _client
+            except BatgateError as exc:
+                outcomes.append((message_id, exc))
+    if as_json:
+        _emit_json([_cancel_json(mid, outcome) for mid, outcome in outcomes])
+    else:
+        rows = [
+            (mid, o, None) if isinstance(o, MessageStatus) else (mid, None, o)
+            for mid, o in outcomes
+        ]
+        out.print(_status_table(rows))
+    failed = [(mid, o) for mid, o in outcomes if isinstance(o, BatgateError)]
+    if failed:
+        why = "; ".join(f"{mid}: {_refusal(error)}" for mid, error in failed)
+        fail(f"{len(failed)} of {plural(len(outcomes), 'message')} not cancelled — {why}")
+
+
+def _refusal(error: BatgateError) -> str:
+    """Why one id was not cancelled, in a few words (the table has the server's message)."""
+    if isinstance(error, NotCancellableError):
+        return "no longer scheduled (NOT_CANCELLABLE)"
+    if isinstance(error, NotFoundError):
+        return f"not found ({error.code or error.status_code})"
+    return str(error)
+
+
+def _cancel_json(message_id: str, outcome: MessageStatus | BatgateError) -> dict[str, Any]:
+    if isinstance(outcome, MessageStatus):
+        return dict(outcome.raw)
+    error = {"code": outcome.code, "message": outcome.message}
+    return {"messageId": message_id, "error": error}
+
+
+# -- inbox ---------------------------------------------------------------------------------
+
+_SHOWN = 40  # characters of an inbound text in the table
+
+
+def inbox(
+    after: Annotated[
+        str | None,
+        typer.Option(
+            help="Start after this cursor (the `more:` hint says which).", show_default=False
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
+    every: Annotated[bool, typer.Option("--all", help="Every message, page after page.")] = False,
+    url: Url = DEFAULT_URL,
+    api_key: ApiKey = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Your inbound messages, oldest first: replies and messages to your numbers (batgate)."""
+    page: InboundPage | None = None  # with --all: every page, so no hint of a next one
+    with _client(url, api_key) as client:
+        if every:
+            found = list(client.iter_inbound(after, page_size=1000))
+        else:
+            page = client.inbound(after, limit=limit)
+            found = list(page.messages)
+    if as_json:
+        for m in found:
+            typer.echo(json.dumps(dict(m.raw), ensure_ascii=False))
+    elif found:
+        out.print(_inbox_table(found))
+    else:
+        err.print(Text("no inbound messages" + (f" after {after}" if after else "")))
+    if page is not None and page.next_cursor is not None:
+        err.print(Text(f"more: batgate inbox --after {page.next_cursor}"), soft_wrap=True)
+
+
+def _inbox_table(found: Sequence[InboundMessage]) -> Table:
+    """One message a row, in 80 columns: under its sender the number it came to; under
+    its text whether parts of it never came, and (↩) the message of yours it answers."""
+    out = table(
+        number_column("id"),
+        Column("received (UTC)", no_wrap=True),
+        Column("from", no_wrap=True),
+        text_column("text"),
+        number_column("parts"),
+    )
+    for m in found:
+        text = " ".join(m.text.split())  # one line: no newlines or runs of spaces
+        if len(text) > _SHOWN:
+            text = text[: _SHOWN - 1].rstrip() + "…"
+        about = ["incomplete"] if m.incomplete else []
+        if m.in_reply_to:
+            about.append(f"↩ {m.in_reply_to}")
+        out.add_row(
+            str(m.inbound_id),
+            m.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            with_detail(m.sender, f"to {m.to}"),
+            with_detail(text, " · ".join(about)),
+            str(m.parts),
+        )
     return out

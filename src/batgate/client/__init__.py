@@ -19,6 +19,7 @@ from batgate.client.errors import (
     IdempotencyKeyReusedError,
     MessageRejectedError,
     NetworkError,
+    NotCancellableError,
     NotFoundError,
     ProtocolError,
     RateLimitedError,
@@ -46,6 +47,8 @@ from batgate.client.models import (
     ChannelStatus,
     DeliveryStatus,
     FallbackStatus,
+    InboundMessage,
+    InboundPage,
     MessagelistPage,
     MessagelistReport,
     MessageStatus,
@@ -55,6 +58,12 @@ from batgate.client.models import (
 )
 from batgate.client.retry import PollPolicy, RateLimiter, Retries
 from batgate.client.sync import Client
+from batgate.client.webhooks import (
+    WebhookEvent,
+    WebhookVerificationError,
+    parse_webhook,
+    verify_webhook,
+)
 
 __all__ = [
     "AsyncClient",
@@ -68,6 +77,8 @@ __all__ = [
     "DeliveryTimeoutError",
     "FallbackStatus",
     "IdempotencyKeyReusedError",
+    "InboundMessage",
+    "InboundPage",
     "Message",
     "MessageRejectedError",
     "MessageStatus",
@@ -75,6 +86,7 @@ __all__ = [
     "MessagelistPage",
     "MessagelistReport",
     "NetworkError",
+    "NotCancellableError",
     "NotFoundError",
     "PollPolicy",
     "ProtocolError",
@@ -90,9 +102,13 @@ __all__ = [
     "StatusResult",
     "TimeoutError",
     "ValidationError",
+    "WebhookEvent",
+    "WebhookVerificationError",
     "flashcall",
+    "parse_webhook",
     "rcs",
     "sms",
+    "verify_webhook",
     "viber_carousel",
     "viber_otp",
     "viber_promo",

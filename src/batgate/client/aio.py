@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
@@ -30,6 +31,8 @@ from batgate.client.core import (
 from batgate.client.errors import BatgateError
 from batgate.client.messages import sms
 from batgate.client.models import (
+    InboundMessage,
+    InboundPage,
     MessagelistPage,
     MessagelistReport,
     MessageStatus,
@@ -95,11 +98,30 @@ class AsyncClient:
         sender: str | None = None,
         customer_message_id: str | None = None,
         ttl: int | None = None,
+        send_at: datetime | str | None = None,
+        promotional: bool | None = None,
         idempotency_key: str | None = None,
     ) -> SendEntry:
-        """Send one SMS; its accepted entry (`message_id`, `parts`), or MessageRejectedError."""
-        message = sms(to, text, sender=sender, customer_message_id=customer_message_id, ttl=ttl)
+        """Send one SMS; its accepted entry (`message_id`, `parts`), or MessageRejectedError.
+
+        `send_at`: send it later (an aware datetime, or RFC 3339 text; a naive datetime
+        is a ValueError); `promotional`: quiet hours hold it (batgate, SPEC §12).
+        """
+        message = sms(
+            to,
+            text,
+            sender=sender,
+            customer_message_id=customer_message_id,
+            ttl=ttl,
+            send_at=send_at,
+            promotional=promotional,
+        )
         return await self.send_one(message, idempotency_key=idempotency_key)
+
+    async def cancel(self, message_id: str) -> MessageStatus:
+        """Cancel a message still `scheduled` (batgate, SPEC §12); its status, now
+        `permanenterror` with cost 0. NotCancellableError once it is past `scheduled`."""
+        return await self._run(self._core.cancel(message_id))
 
     # -- statuses ----------------------------------------------------------------------------
 
@@ -166,6 +188,26 @@ class AsyncClient:
             page = await self.messagelist(messagelist_id, limit=page_size, cursor=cursor)
             for status in page.messages:
                 yield status
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    # -- inbound messages --------------------------------------------------------------------
+
+    async def inbound(self, after: str | None = None, *, limit: int = 100) -> InboundPage:
+        """One page of the account's inbound messages, oldest first (`limit` 1-1000, after
+        the cursor `after`: a previous page's `next_cursor`; batgate)."""
+        return await self._run(self._core.inbound(after=after, limit=limit))
+
+    async def iter_inbound(
+        self, after: str | None = None, *, page_size: int = 1000
+    ) -> AsyncIterator[InboundMessage]:
+        """Every inbound message after the cursor `after`, page after page, oldest first."""
+        cursor = after
+        while True:
+            page = await self.inbound(cursor, limit=page_size)
+            for message in page.messages:
+                yield message
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor

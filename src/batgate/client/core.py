@@ -41,6 +41,7 @@ from batgate.client.errors import (
     IdempotencyKeyReusedError,
     MessageRejectedError,
     NetworkError,
+    NotCancellableError,
     NotFoundError,
     ProtocolError,
     RateLimitedError,
@@ -50,6 +51,7 @@ from batgate.client.errors import (
 )
 from batgate.client.messages import Message
 from batgate.client.models import (
+    InboundPage,
     MessagelistPage,
     MessagelistReport,
     MessageStatus,
@@ -59,6 +61,7 @@ from batgate.client.models import (
     statuses_of,
 )
 from batgate.client.retry import PollPolicy, RateLimiter, Retries, retry_after
+from batgate.domain.status import DeliveryStatus
 
 log = logging.getLogger("batgate.client")
 
@@ -66,7 +69,8 @@ T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 BULK_STATUS_PATH = "/bat/message/status"
-MAX_IDS = 1000  # per POST /bat/message/status, and per page of a message list
+INBOUND_PATH = "/bat/inbound"
+MAX_IDS = 1000  # per POST /bat/message/status, and per page of a message list or inbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +366,63 @@ class Core:
                     self.cache.put(status)
         return found
 
+    def cancel(self, message_id: str) -> Op[MessageStatus]:
+        """Cancel a message still `scheduled` (`DELETE /bat/message/{id}`, SPEC §12): its
+        status, now `permanenterror` with cost 0; NotCancellableError once it is past
+        `scheduled`, NotFoundError for an unknown id.
+
+        Retried like a read: a cancel changes a message at most once, so a repeated
+        DELETE can do no harm. Only its answer can mislead: when an earlier attempt's
+        answer was lost, the retry may hear 409 about the cancel that attempt made. So
+        a 409 after a failed attempt is checked against the message's status: a
+        `permanenterror` costing nothing (what a cancel leaves; the message will not be
+        sent in any case) is answered as the cancel's outcome.
+        """
+        if not message_id:
+            raise ValueError("message_id is empty")
+        path = f"/bat/message/{quote(message_id, safe='')}"
+        attempts = 0
+
+        def build() -> httpx.Request:
+            nonlocal attempts
+            attempts += 1
+            return self.request("DELETE", path)
+
+        try:
+            response = yield from self.exchange(build, retry=True)
+        except NotCancellableError as refused:
+            if attempts == 1:
+                raise
+            status = yield from self.status(message_id, final_only=True)
+            if status.status is not DeliveryStatus.PERMANENTERROR or status.cost:
+                raise refused
+            return status
+        status = MessageStatus.from_json(json_of(response), message_id)
+        if self.cache is not None:
+            self.cache.put(status)
+        return status
+
+    def inbound(self, *, after: str | None = None, limit: int = 100) -> Op[InboundPage]:
+        """One page of the account's inbound messages, oldest first (`GET /bat/inbound`,
+        batgate): those after the cursor `after` (a previous page's `next_cursor`)."""
+        if not 1 <= limit <= MAX_IDS:
+            raise ValueError(f"limit must be from 1 to {MAX_IDS}")
+        query: dict[str, str | int] = {"limit": limit}
+        if after:
+            query["after"] = after
+        path = f"{INBOUND_PATH}?{urlencode(query)}"
+        try:
+            response = yield from self.exchange(lambda: self.request("GET", path), retry=True)
+        except (NotFoundError, ValidationError) as exc:
+            if isinstance(exc, NotFoundError) or exc.status_code == 405:
+                raise NotFoundError(
+                    f"no {INBOUND_PATH} here (inbound messages are a batgate extension)",
+                    code=exc.code,
+                    status_code=exc.status_code,
+                ) from exc
+            raise
+        return InboundPage.from_json(json_of(response), after or None)
+
     def wait_for_all(
         self,
         message_ids: Sequence[str],
@@ -494,6 +555,8 @@ def failure(reply: httpx.Response | httpx.TransportError) -> BatgateError | None
         return RateLimitedError(message, retry_after=seconds, **kwargs)
     if code == "IDEMPOTENCY_KEY_REUSED" and status in (409, 422):  # 409: earlier builds
         return IdempotencyKeyReusedError(message, **kwargs)
+    if code == "NOT_CANCELLABLE" and status == 409:
+        return NotCancellableError(message, **kwargs)
     if 400 <= status < 500:
         return ValidationError(message, **kwargs)
     if status >= 500:

@@ -9,6 +9,7 @@ Exceptions::
       ValidationError             the request or a message was refused; .code is the SPEC code
         IdempotencyKeyReusedError 422: the same Idempotency-Key with a different body
         MessageRejectedError      send_one()/send_sms(): the one message was rejected; .entry
+        NotCancellableError       409 NOT_CANCELLABLE: cancel() of a message past `scheduled`
       ServerError                 5xx: the server failed; raised once retries run out
       NetworkError                no usable answer: connection refused/reset, DNS, TLS, …
       ProtocolError               the answer does not follow the API contract (not JSON, …)
@@ -36,6 +37,7 @@ __all__ = [
     "IdempotencyKeyReusedError",
     "MessageRejectedError",
     "NetworkError",
+    "NotCancellableError",
     "NotFoundError",
     "ProtocolError",
     "RateLimitedError",
@@ -102,6 +104,11 @@ class MessageRejectedError(ValidationError):
     def __init__(self, entry: SendEntry) -> None:
         super().__init__(entry.error_message or "message rejected", code=entry.error_code)
         self.entry = entry
+
+
+class NotCancellableError(ValidationError):
+    """409 NOT_CANCELLABLE: `cancel()` of a message that is no longer `scheduled` (handed to a
+    carrier, being handed over right now, or final — a cancelled one included)."""
 
 
 class ServerError(BatgateError):

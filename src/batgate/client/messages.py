@@ -9,12 +9,15 @@ usually with `to=None` and `sender=None` so that it inherits them from the prima
 
 The builders check nothing the server checks (the server is the one judge, and
 its per-message codes come back in the send result); they only spell the JSON.
+The one thing refused here is a naive datetime as `send_at` (ValueError): which
+moment it means depends on a time zone only the caller knows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from batgate.domain.messages import MessageType
@@ -27,6 +30,7 @@ __all__ = [
     "RcsButton",
     "flashcall",
     "rcs",
+    "send_time",
     "sms",
     "viber_carousel",
     "viber_otp",
@@ -38,7 +42,11 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One message (or fallback step) to send. `to`/`sender`/`ttl` None: absent (inherited)."""
+    """One message (or fallback step) to send. `to`/`sender`/`ttl` None: absent (inherited).
+
+    `send_at` is the wire's `sendAt` (RFC 3339 text: the builders turn a datetime into
+    it), `promotional` its `promotional`; both belong to the message, not to a step.
+    """
 
     type: str
     to: str | None = None
@@ -47,6 +55,8 @@ class Message:
     data: Mapping[str, Any] = field(default_factory=dict)
     customer_message_id: str | None = None
     ttl: int | None = None
+    send_at: str | None = None
+    promotional: bool | None = None
     fallback: tuple[Message, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)  # other wire fields, e.g. callbackUrl
 
@@ -59,6 +69,8 @@ class Message:
             ("text", self.text),
             ("customerMessageId", self.customer_message_id),
             ("ttl", self.ttl),
+            ("sendAt", self.send_at),
+            ("promotional", self.promotional),
         ):
             if value is not None:
                 doc[key] = value
@@ -128,6 +140,22 @@ class RcsButton:
         return {"text": self.text, "action": action}
 
 
+def send_time(when: datetime | str | None) -> str | None:
+    """`sendAt` on the wire: an aware datetime as RFC 3339 (its own offset kept), a string
+    as it is (the server judges it), None as None. A naive datetime is a ValueError: its
+    moment depends on a time zone the server cannot know."""
+    if when is None or isinstance(when, str):
+        return when
+    if not isinstance(when, datetime):
+        raise TypeError(f"send_at must be a datetime or an RFC 3339 string, not {when!r}")
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(
+            "send_at is a naive datetime: give it a time zone, "
+            "e.g. datetime(2026, 12, 24, 9, tzinfo=ZoneInfo('Europe/Kyiv'))"
+        )
+    return when.isoformat()
+
+
 def _steps(fallback: Message | Sequence[Message] | None) -> tuple[Message, ...]:
     if fallback is None:
         return ()
@@ -149,6 +177,8 @@ def _message(
     sender: str | None,
     customer_message_id: str | None,
     ttl: int | None,
+    send_at: datetime | str | None,
+    promotional: bool | None,
     fallback: Message | Sequence[Message] | None,
     extra: Mapping[str, Any] | None,
 ) -> Message:
@@ -160,6 +190,8 @@ def _message(
         sender=sender,
         customer_message_id=customer_message_id,
         ttl=ttl,
+        send_at=send_time(send_at),
+        promotional=promotional,
         fallback=_steps(fallback),
         extra=extra or {},
     )
@@ -172,6 +204,8 @@ def sms(
     sender: str | None = None,
     customer_message_id: str | None = None,
     ttl: int | None = None,
+    send_at: datetime | str | None = None,
+    promotional: bool | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Message:
     """An SMS (it has no fallback of its own: SMS is always the last step of a chain)."""
@@ -183,6 +217,8 @@ def sms(
         sender=sender,
         customer_message_id=customer_message_id,
         ttl=ttl,
+        send_at=send_at,
+        promotional=promotional,
         fallback=None,
         extra=extra,
     )
@@ -202,6 +238,8 @@ def viber_promo(
     fallback: Message | Sequence[Message] | None = None,
     customer_message_id: str | None = None,
     ttl: int | None = None,
+    send_at: datetime | str | None = None,
+    promotional: bool | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Message:
     """A promotional Viber message: text, an image or a video, optionally a button."""
@@ -222,6 +260,8 @@ def viber_promo(
         sender=sender,
         customer_message_id=customer_message_id,
         ttl=ttl,
+        send_at=send_at,
+        promotional=promotional,
         fallback=fallback,
         extra=extra,
     )
@@ -238,6 +278,8 @@ def viber_trans(
     fallback: Message | Sequence[Message] | None = None,
     customer_message_id: str | None = None,
     ttl: int | None = None,
+    send_at: datetime | str | None = None,
+    promotional: bool | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Message:
     """A transactional Viber message: text, or a file (`file_type` "pdf" when a file is given)."""
@@ -252,6 +294,8 @@ def viber_trans(
         sender=sender,
         customer_message_id=customer_message_id,
         ttl=ttl,
+        send_at=send_at,
+        promotional=promotional,
         fallback=fallback,
         extra=extra,
     )
@@ -266,6 +310,8 @@ def viber_carousel(
     fallback: Message | Sequence[Message] | None = None,
     customer_message_id: str | None = None,
     ttl: int | None = None,
+    send_at: datetime | str | None = None,
+    promotional: bool | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Message:
     """A Viber carousel of 2–5 cards."""
@@ -278,6 +324,8 @@ def viber_carousel(
         sender=sender,
         customer_message_id=customer_message_id,
         ttl=ttl,
+        send_at=send_at,
+        promotional=promotional,
         fallback=fallback,
         extra=extra,
     )
@@ -292,6 +340,8 @@ def viber_survey(
     fallback: Message | Sequence[Message] | None = None,
     customer_message_id: str | None = None,
     ttl: int | None = None,
+    send_at: datetime | str | None = None,
+    promotional: bool | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Message:
     """A Viber survey: a question and 1–5 answers."""
@@ -304,6 +354,8 @@ def viber_survey(
         sender=sender,
         customer_message_id=customer_message_id,
         ttl=ttl,
+        send_at=send_at,
+        promotional=promotional,
         fallback=fallback,
         extra=extra,
     )
@@ -321,6 +373,8 @@ def viber_otp(
     fallback: Message | Sequence[Message] | None = None,
     customer_message_id: str | None = None,
     ttl: int | None = None,
+    send_at: datetime | str | None = None,
+    promotional: bool | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Message:
     """A Viber OTP: either `code` + `validity` (seconds), or a template with its parameters."""
@@ -339,6 +393,8 @@ def viber_otp(
         sender=sender,
         customer_message_id=customer_message_id,
         ttl=ttl,
+        send_at=send_at,
+        promotional=promotional,
         fallback=fallback,
         extra=extra,
     )
@@ -356,6 +412,8 @@ def rcs(
     fallback: Message | Sequence[Message] | None = None,
     customer_message_id: str | None = None,
     ttl: int | None = None,
+    send_at: datetime | str | None = None,
+    promotional: bool | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Message:
     """An RCS message: text, optional media, up to 4 buttons, optionally a carousel of cards."""
@@ -374,6 +432,8 @@ def rcs(
         sender=sender,
         customer_message_id=customer_message_id,
         ttl=ttl,
+        send_at=send_at,
+        promotional=promotional,
         fallback=fallback,
         extra=extra,
     )
@@ -387,6 +447,8 @@ def flashcall(
     fallback: Message | Sequence[Message] | None = None,
     customer_message_id: str | None = None,
     ttl: int | None = None,
+    send_at: datetime | str | None = None,
+    promotional: bool | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Message:
     """A flash call from `caller_id` (E.164); the answer's `pattern` is what the user sees."""
@@ -398,6 +460,8 @@ def flashcall(
         sender=sender,
         customer_message_id=customer_message_id,
         ttl=ttl,
+        send_at=send_at,
+        promotional=promotional,
         fallback=fallback,
         extra=extra,
     )

@@ -1,4 +1,5 @@
-"""Typed answers of the API: what `send`, `status`, `statuses`, `report` and `messagelist` return.
+"""Typed answers of the API: what `send`, `status`, `statuses`, `report`, `messagelist`,
+`cancel` and `inbound` return.
 
 Each type is parsed from the JSON the server sent (`from_json`) and keeps that
 document as `raw`, so a field a newer server adds is never out of reach. A field
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from batgate.client.errors import BatgateError, NotFoundError, ProtocolError
@@ -20,6 +22,8 @@ __all__ = [
     "ChannelStatus",
     "DeliveryStatus",
     "FallbackStatus",
+    "InboundMessage",
+    "InboundPage",
     "MessageStatus",
     "MessagelistPage",
     "MessagelistReport",
@@ -53,6 +57,33 @@ def _opt_float(doc: Mapping[str, Any], key: str) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     raise ProtocolError(f"{key!r} is not a number: {value!r}")
+
+
+def _req_str(doc: Mapping[str, Any], key: str) -> str:
+    value = _opt_str(doc, key)
+    if value is None:
+        raise ProtocolError(f"{key!r} is missing from the answer")
+    return value
+
+
+def _opt_bool(doc: Mapping[str, Any], key: str) -> bool | None:
+    value = doc.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise ProtocolError(f"{key!r} is not a boolean: {value!r}")
+
+
+def _moment(doc: Mapping[str, Any], key: str) -> datetime:
+    """An RFC 3339 time with an offset, as an aware datetime."""
+    value = _req_str(doc, key)
+    try:
+        # RFC 3339 allows a lower-case "t" and "z", which fromisoformat does not read.
+        moment = datetime.fromisoformat(value.upper())
+    except ValueError:
+        raise ProtocolError(f"{key!r} is not an RFC 3339 time: {value!r}") from None
+    if moment.tzinfo is None:
+        raise ProtocolError(f"{key!r} has no UTC offset: {value!r}")
+    return moment
 
 
 def _req_int(doc: Mapping[str, Any], key: str) -> int:
@@ -361,6 +392,87 @@ class MessagelistPage:
             report=MessagelistReport.from_json(doc),
             messages=statuses,
             next_cursor=_opt_str(doc, "nextCursor") or None,
+            raw=doc,
+        )
+
+
+# -- inbound messages (SPEC §10) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A message from a phone to one of the account's numbers or senders (SPEC §10), as
+    `GET /bat/inbound` lists it and its webhook carries it.
+
+    `sender` is its `from` (the phone's number, E.164 when the carrier said so), as
+    the send builders call `from`; `to` the account's number or sender it came to.
+    `parts`: the parts it came in; `incomplete`: some never came, and `text` is those
+    that did. `connector`: the carrier connection it came by. `in_reply_to`: the
+    account's latest message to that number within 7 days, if any. `received_at` is
+    aware (UTC on batgate).
+    """
+
+    inbound_id: int
+    sender: str
+    to: str
+    text: str
+    received_at: datetime
+    parts: int
+    connector: str
+    incomplete: bool = False
+    in_reply_to: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, value: Any) -> InboundMessage:
+        doc = _object(value, "an inbound message")
+        return cls(
+            inbound_id=_req_int(doc, "inboundId"),
+            sender=_req_str(doc, "from"),
+            to=_req_str(doc, "to"),
+            text=_req_str(doc, "text"),
+            received_at=_moment(doc, "receivedAt"),
+            parts=_req_int(doc, "parts"),
+            connector=_req_str(doc, "connector"),
+            incomplete=bool(_opt_bool(doc, "incomplete")),
+            in_reply_to=_opt_str(doc, "inReplyTo"),
+            raw=doc,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InboundPage:
+    """A page of `GET /bat/inbound` (batgate): messages oldest first; `next_cursor` is the
+    `after` of the next page, None on the last.
+
+    `resume_after` is where to read on from later, whether or not more follow now: the
+    next cursor, else the last message's id (batgate's cursor is the last id of a page),
+    else the `after` this page was read with. Keep it to poll for new messages.
+    """
+
+    messages: tuple[InboundMessage, ...]
+    next_cursor: str | None
+    after: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def resume_after(self) -> str | None:
+        if self.next_cursor is not None:
+            return self.next_cursor
+        if self.messages:
+            return str(self.messages[-1].inbound_id)
+        return self.after
+
+    @classmethod
+    def from_json(cls, value: Any, after: str | None = None) -> InboundPage:
+        doc = _object(value, "the inbound answer")
+        messages = doc.get("messages")
+        if not isinstance(messages, list):
+            raise ProtocolError("the inbound answer has no 'messages' list")
+        return cls(
+            messages=tuple(InboundMessage.from_json(m) for m in messages),
+            next_cursor=_opt_str(doc, "nextCursor") or None,
+            after=after,
             raw=doc,
         )
 

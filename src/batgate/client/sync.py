@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
@@ -32,6 +33,8 @@ from batgate.client.core import (
 from batgate.client.errors import BatgateError
 from batgate.client.messages import sms
 from batgate.client.models import (
+    InboundMessage,
+    InboundPage,
     MessagelistPage,
     MessagelistReport,
     MessageStatus,
@@ -97,11 +100,30 @@ class Client:
         sender: str | None = None,
         customer_message_id: str | None = None,
         ttl: int | None = None,
+        send_at: datetime | str | None = None,
+        promotional: bool | None = None,
         idempotency_key: str | None = None,
     ) -> SendEntry:
-        """Send one SMS; its accepted entry (`message_id`, `parts`), or MessageRejectedError."""
-        message = sms(to, text, sender=sender, customer_message_id=customer_message_id, ttl=ttl)
+        """Send one SMS; its accepted entry (`message_id`, `parts`), or MessageRejectedError.
+
+        `send_at`: send it later (an aware datetime, or RFC 3339 text; a naive datetime
+        is a ValueError); `promotional`: quiet hours hold it (batgate, SPEC §12).
+        """
+        message = sms(
+            to,
+            text,
+            sender=sender,
+            customer_message_id=customer_message_id,
+            ttl=ttl,
+            send_at=send_at,
+            promotional=promotional,
+        )
         return self.send_one(message, idempotency_key=idempotency_key)
+
+    def cancel(self, message_id: str) -> MessageStatus:
+        """Cancel a message still `scheduled` (batgate, SPEC §12); its status, now
+        `permanenterror` with cost 0. NotCancellableError once it is past `scheduled`."""
+        return self._run(self._core.cancel(message_id))
 
     # -- statuses ----------------------------------------------------------------------------
 
@@ -166,6 +188,25 @@ class Client:
         cursor = None
         while True:
             page = self.messagelist(messagelist_id, limit=page_size, cursor=cursor)
+            yield from page.messages
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    # -- inbound messages --------------------------------------------------------------------
+
+    def inbound(self, after: str | None = None, *, limit: int = 100) -> InboundPage:
+        """One page of the account's inbound messages, oldest first (`limit` 1-1000, after
+        the cursor `after`: a previous page's `next_cursor`; batgate)."""
+        return self._run(self._core.inbound(after=after, limit=limit))
+
+    def iter_inbound(
+        self, after: str | None = None, *, page_size: int = 1000
+    ) -> Iterator[InboundMessage]:
+        """Every inbound message after the cursor `after`, page after page, oldest first."""
+        cursor = after
+        while True:
+            page = self.inbound(cursor, limit=page_size)
             yield from page.messages
             if page.next_cursor is None:
                 return
