@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint kannel bench bench-vs-jasmin clean
+.PHONY: install run test lint kannel bench bench-vs-jasmin bench-vs-kannel clean
 
 install: $(STAMP)
 
@@ -53,6 +53,13 @@ bench-vs-jasmin: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/python -m pip install --quiet --disable-pip-version-check matplotlib
 	$(BIN)/python bench/vs_jasmin.py $(BENCH_ARGS)
+
+# batgate against Kannel on this machine (docs/benchmarks.md): installs Debian's kannel
+# (the `kannel` target), wrk and matplotlib for the chart, when they are missing.
+bench-vs-kannel: install kannel
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/python -m pip install --quiet --disable-pip-version-check matplotlib
+	$(BIN)/python bench/vs_kannel.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

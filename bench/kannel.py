@@ -131,28 +131,49 @@ def _wait(ready: Any, children: list[Child], what: str, timeout: float = 30) -> 
     raise BenchError(f"kannel: {what} not within {timeout} s")
 
 
-@contextmanager
-def kannel(procs: Processes, workdir: Path, smsc_port: int) -> Iterator[Kannel]:
+def start_kannel(
+    procs: Processes, workdir: Path, smsc_port: int, cpu: int | None = None, tag: str = ""
+) -> Kannel:
+    """bearerbox bound to the SMSC, then smsbox connected to it, on `cpu` (None: not
+    pinned); their logs are named bearerbox{tag} and smsbox{tag}. If either fails to
+    come up, both are killed."""
     admin, box, sendsms = free_port(), free_port(), free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "kannel.conf"
     conf.write_text(kannel_conf(workdir, smsc_port, admin, box, sendsms))
     env = {"PATH": "/usr/sbin:/usr/bin:/bin"}
     # -v 2: only warnings on its own output (the log file has the same).
-    bearer = procs.start("bearerbox", [_executable("bearerbox"), "-v", "2", str(conf)], env, None)
+    argv = [_executable("bearerbox"), "-v", "2", str(conf)]
+    bearer = procs.start(f"bearerbox{tag}", argv, env, cpu)
     smsbox: Child | None = None
     try:
         started = Kannel(bearer, bearer, admin, f"http://{LOCALHOST}:{sendsms}/cgi-bin/sendsms")
         _wait(lambda: "(online" in started.status(), [bearer], "bearerbox bound to the SMSC")
-        smsbox = procs.start("smsbox", [_executable("smsbox"), "-v", "2", str(conf)], env, None)
+        argv = [_executable("smsbox"), "-v", "2", str(conf)]
+        smsbox = procs.start(f"smsbox{tag}", argv, env, cpu)
         started = Kannel(bearer, smsbox, admin, started.sendsms_url)
         _wait(lambda: "smsbox:" in started.status(), [bearer, smsbox], "smsbox connected")
-        yield started
+        return started
+    except BaseException:
+        _kill(procs, smsbox, bearer)
+        raise
+
+
+def _kill(procs: Processes, *children: Child | None) -> None:
+    for child in children:
+        if child is not None:
+            child.proc.kill()
+            procs.stop(child)
+
+
+@contextmanager
+def kannel(procs: Processes, workdir: Path, smsc_port: int) -> Iterator[Kannel]:
+    found = start_kannel(procs, workdir, smsc_port)
+    try:
+        yield found
     finally:
         # bearerbox may take 40 s to stop on SIGTERM: nothing of it needs to survive.
-        for child in (smsbox, bearer):
-            if child is not None:
-                child.proc.kill()
-                procs.stop(child)
+        _kill(procs, found.smsbox, found.bearerbox)
 
 
 class DlrReceiver:
