@@ -35,6 +35,7 @@ from pydantic_settings import (
 )
 
 from batgate.channels.http_carrier import extract as http_extract
+from batgate.channels.http_carrier import inbound as http_inbound
 from batgate.channels.http_carrier import presets as http_presets
 from batgate.channels.http_carrier import template as http_template
 from batgate.channels.http_carrier.answers import ANSWER_KINDS
@@ -461,6 +462,51 @@ class HttpCallbackSettings(BaseModel):
         return self
 
 
+def _charset(name: str) -> str:
+    if http_inbound.text_codec(name) is None:
+        raise ValueError(f"{name!r} is not a character set (UTF-8, ISO-8859-1, UTF-16BE, …)")
+    return name
+
+
+class HttpInboundSettings(BaseModel):
+    """`[connectors.NAME.inbound]`: the carrier's calls that bring a message from a
+    phone (docs/http-carriers.md, "Messages from phones").
+
+    A call is inbound when `when` (a locator) finds a value, one of `when_values` when
+    they are given; it must carry the connector's `callback_token`. `from`, `to` and
+    `text` say where it gives the sender, our number and the text; `id` the carrier's
+    id of it. A `param:` text that is not UTF-8 is decoded by the `charset` the call
+    names, else by what its `coding` value means (`codings`, Kannel's by default);
+    `udh` is where a part the carrier did not join gives its user data header. The
+    call is answered `answer` (empty by default: Kannel sends a body to the phone)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    when: CallbackLocator
+    when_values: list[str] = Field(default_factory=list)
+    sender: CallbackLocator = Field(alias="from")
+    to: CallbackLocator
+    text: CallbackLocator
+    id: CallbackLocator | None = None
+    charset: CallbackLocator | None = None
+    coding: CallbackLocator | None = None
+    codings: dict[str, Annotated[str, AfterValidator(_charset)]] = Field(
+        default_factory=lambda: dict(http_inbound.KANNEL_CODINGS)
+    )
+    udh: CallbackLocator | None = None
+    answer: str = ""
+    answer_type: str = Field(default="text/plain", pattern=r"^[\w.+-]+/[\w.+-]+(;.*)?$")
+
+    @model_validator(mode="after")
+    def _decoding_needs_octets(self) -> HttpInboundSettings:
+        problems: Problems = []
+        if not self.text.startswith("param:"):
+            why = "decodes a param: text only (a json: text is Unicode already)"
+            problems += [((key,), why) for key in ("charset", "coding") if getattr(self, key)]
+        _refuse("inbound", problems)
+        return self
+
+
 class HttpCarrierSettings(CarrierSettings):
     """A carrier with a plain HTTP interface: a `[connectors.NAME]` table with
     kind = "http", filled by a `preset` or written out (docs/http-carriers.md)."""
@@ -474,6 +520,7 @@ class HttpCarrierSettings(CarrierSettings):
     send: HttpSendSettings = Field(default_factory=HttpSendSettings)
     answer: HttpAnswerSettings = Field(default_factory=HttpAnswerSettings)
     callback: HttpCallbackSettings | None = None  # none: taken counts as delivered
+    inbound: HttpInboundSettings | None = None  # none: no messages from phones here
     # This gateway's address as the carrier reaches it; by default http://HOST:PORT
     # of the API's own `host` and `port` (docs/http-carriers.md, Callbacks).
     callback_base: str | None = None
@@ -551,6 +598,14 @@ class HttpCarrierSettings(CarrierSettings):
             if not token:
                 why = "the request sends no {callback_url}: calls carry ?token=CALLBACK_TOKEN"
                 found.append((("callback_token",), why))
+        return self._inbound_problems(found)
+
+    def _inbound_problems(self, found: Problems) -> Problems:
+        if self.inbound is None:
+            return found
+        if not self.callback_token and all(key != ("callback_token",) for key, _ in found):
+            why = "inbound calls carry ?token=CALLBACK_TOKEN: set one (16 characters or more)"
+            found.append((("callback_token",), why))
         return found
 
 

@@ -4,14 +4,22 @@ and smsbox, with a configuration this module writes), which submits them over SM
 the test SMSC (tests/peers/smsc34.py); the SMSC's receipts come back through Kannel's
 `dlr-url` to `/callbacks/kannel` and become the messages' statuses, on both databases.
 
-One Kannel (and one SMSC) per module. Kannel is installed by `make test` (Makefile);
-without it these tests fail saying so rather than being skipped.
+The other way too: the SMSC sends messages from phones (deliver_sm, GSM-7, Latin-1,
+UCS-2, in parts), Kannel's bearerbox joins the parts and its smsbox `sms-service`
+calls the get-url docs/http-carriers.md gives; each message reaches the account that
+owns its number (`GET /bat/inbound`, its signed webhook), or is kept unrouted.
+
+One SMSC per module, one Kannel per database backend (its sms-service calls that
+backend's batgate). Kannel is installed by `make test` (Makefile); without it these
+tests fail saying so rather than being skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import re
 import shutil
 import subprocess
 import urllib.error
@@ -25,24 +33,56 @@ import httpx
 import pytest
 from peers_support import Peer, control, free_port, start_peer, stop_peer
 
+from batgate.webhooks import verify
 from databases import Databases
 from smpp_support import UCS2, Part, reassemble
 from waiting import wait_for
 
 if TYPE_CHECKING:
-    from conftest import Account, Server
+    from conftest import Account, Hook, Receiver, Server
 
 pytestmark = pytest.mark.e2e
 
 KANNEL_USER, KANNEL_PASSWORD = "batgate", "kannel-pw"
 ADMIN_PASSWORD = "kannel-admin"
+CALLBACK_TOKEN = "kannelMoToken0123456789"  # letters and digits: no % for Kannel to read
 UCS_LONG = "Ваше замовлення №1001 готове — дякуємо, що обрали нас! " * 2  # 2 UCS-2 parts
 _serial = itertools.count(100)
+JOIN_TIMEOUT = 2  # seconds bearerbox waits for a message's missing parts (default 1800)
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "http-carriers.md"
 
 
-def kannel_conf(workdir: Path, smsc_port: int, admin: int, box: int, sendsms: int) -> str:
+@dataclass(frozen=True)
+class Ports:
+    """Where one Kannel listens: chosen before batgate starts (its connector sends to
+    the sendsms port), used when Kannel starts (its get-url names batgate's port)."""
+
+    admin: int
+    box: int
+    sendsms: int
+
+    @property
+    def sendsms_url(self) -> str:
+        return f"http://127.0.0.1:{self.sendsms}/cgi-bin/sendsms"
+
+
+def sms_service(batgate_url: str) -> str:
+    """The `sms-service` group of docs/http-carriers.md, as written there, with batgate's
+    address and this module's token in its get-url."""
+    blocks = [b.split("```", 1)[0] for b in GUIDE.read_text().split("```ini\n")[1:]]
+    (block,) = [b for b in blocks if b.startswith("group = sms-service")]
+    token = re.search(r"[?&]token=([^&]+)", block)
+    assert token is not None and "http://127.0.0.1:8000/callbacks/kannel?" in block, block
+    return "\n" + block.replace("http://127.0.0.1:8000", batgate_url).replace(
+        token.group(1), CALLBACK_TOKEN
+    )
+
+
+def kannel_conf(workdir: Path, smsc_port: int, ports: Ports, batgate_url: str) -> str:
     """bearerbox and smsbox for one SMSC over SMPP (one transceiver bind), the sendsms
-    interface for batgate, and DLRs fetched again when batgate cannot store them."""
+    interface for batgate, DLRs fetched again when batgate cannot store them, and the
+    sms-service that hands messages from phones to batgate."""
+    admin, box, sendsms = ports.admin, ports.box, ports.sendsms
     return f"""
 group = core
 admin-port = {admin}
@@ -54,6 +94,7 @@ log-file = "{workdir / "bearerbox.log"}"
 log-level = 0
 access-log = "{workdir / "access.log"}"
 dlr-storage = internal
+sms-combine-concatenated-mo-timeout = {JOIN_TIMEOUT}
 
 group = smsc
 smsc = smpp
@@ -82,7 +123,7 @@ username = {KANNEL_USER}
 password = {KANNEL_PASSWORD}
 max-messages = 10
 concatenation = true
-"""
+{sms_service(batgate_url)}"""
 
 
 def batgate_toml(sendsms_url: str) -> str:
@@ -93,6 +134,9 @@ preset = "kannel"
 url = "{sendsms_url}"
 username = "{KANNEL_USER}"
 password = "{KANNEL_PASSWORD}"
+callback_token = "{CALLBACK_TOKEN}"
+
+[connectors.kannel.inbound]
 
 [routes]
 sms = "kannel"
@@ -105,6 +149,7 @@ class Kannel:
     admin_port: int
     sendsms_url: str
     processes: list[subprocess.Popen[bytes]]
+    smsc: Peer
 
     def logs(self) -> str:
         return "\n".join(
@@ -161,12 +206,11 @@ def executable(name: str) -> str:
     return found
 
 
-def start_kannel(workdir: Path, smsc: Peer) -> Kannel:
+def start_kannel(workdir: Path, smsc: Peer, ports: Ports, batgate_url: str) -> Kannel:
     bearerbox, smsbox = executable("bearerbox"), executable("smsbox")
-    admin, box, sendsms = free_port(), free_port(), free_port()
     conf = workdir / "kannel.conf"
-    conf.write_text(kannel_conf(workdir, smsc.port, admin, box, sendsms))
-    kannel = Kannel(workdir, admin, f"http://127.0.0.1:{sendsms}/cgi-bin/sendsms", [])
+    conf.write_text(kannel_conf(workdir, smsc.port, ports, batgate_url))
+    kannel = Kannel(workdir, ports.admin, ports.sendsms_url, [], smsc)
     try:
         kannel.start(bearerbox, conf, lambda: "(online" in kannel.status(), "bearerbox bound")
         kannel.start(smsbox, conf, kannel.serving, "smsbox connected, sendsms answering")
@@ -186,12 +230,10 @@ def smsc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
 
 
 @pytest.fixture(scope="module")
-def kannel(tmp_path_factory: pytest.TempPathFactory, smsc: Peer) -> Iterator[Kannel]:
-    started = start_kannel(tmp_path_factory.mktemp("kannel"), smsc)
-    try:
-        yield started
-    finally:
-        started.stop()
+def kannel_ports(backend: str) -> Ports:
+    """One Kannel per backend (this fixture changes with it): its sms-service calls the
+    batgate of that backend."""
+    return Ports(free_port(), free_port(), free_port())
 
 
 @pytest.fixture(scope="module")
@@ -199,24 +241,42 @@ def kannel_server(
     tmp_path_factory: pytest.TempPathFactory,
     backend: str,
     databases: Databases,
-    kannel: Kannel,
+    kannel_ports: Ports,
     start_module_server: Callable[..., Server],
 ) -> Server:
-    """`batgate serve` with its SMS routed to Kannel; its callbacks' base is its own address."""
+    """`batgate serve` with its SMS routed to Kannel; its callbacks' base is its own
+    address; webhooks go out at once."""
     workdir = tmp_path_factory.mktemp(f"kannel-batgate-{backend}")
     config = workdir / "batgate.toml"
-    config.write_text(batgate_toml(kannel.sendsms_url))
+    config.write_text(batgate_toml(kannel_ports.sendsms_url))
     settings = {
         "BATGATE_CONFIG": str(config),
         "BATGATE_DISPATCHER__POLL_INTERVAL": "0.05",
         "BATGATE_RATE_LIMIT__ENABLED": "false",
         "BATGATE_DATABASE_POOL_SIZE": "3",  # beside other modules on one PostgreSQL server
+        "BATGATE_WEBHOOKS__POLL_INTERVAL": "0.05",
+        "BATGATE_WEBHOOKS__RETRY_DELAYS": "[0.2,0.2]",
     }
     return start_module_server(workdir, settings, databases.url(backend, workdir))
 
 
 @pytest.fixture(scope="module")
-def account(kannel_server: Server) -> Account:
+def kannel(
+    tmp_path_factory: pytest.TempPathFactory,
+    smsc: Peer,
+    kannel_ports: Ports,
+    kannel_server: Server,
+) -> Iterator[Kannel]:
+    workdir = tmp_path_factory.mktemp("kannel")
+    started = start_kannel(workdir, smsc, kannel_ports, kannel_server.base_url)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def account(kannel_server: Server, kannel: Kannel) -> Account:
     return kannel_server.create_account("kannel")
 
 
@@ -269,7 +329,9 @@ def test_receipts_come_back_through_kannels_dlr_url(
     )
 
 
-def test_a_callback_without_its_token_is_refused(kannel_server: Server, account: Account) -> None:
+def test_a_callback_without_its_token_is_refused(
+    kannel_server: Server, account: Account, kannel: Kannel
+) -> None:
     server = kannel_server
     entry = server.send_one(
         account, {"type": "sms", "from": "MyShop", "to": number("4567"), "text": "Hi"}
@@ -281,3 +343,124 @@ def test_a_callback_without_its_token_is_refused(kannel_server: Server, account:
         server.assert_error(answer, 401, "UNAUTHORIZED")
     assert server.status(account, entry["messageId"])["deliverystatus"] == "delivered"
     assert "token=" not in server.log.read_text()  # no token in batgate's own log
+
+
+# -- messages from phones: the SMSC → Kannel → its sms-service's get-url → batgate --------
+
+OURS = "+380441230000"  # the number the account owns
+PHONE = "+380671234567"
+UKRAINIAN = "Так, підтверджую замовлення №1001 — дякую!"
+LONG = "Please call me back about order 1001, the one with the blue box. " * 3
+
+# (id, what the SMSC sends (smsc34's POST /mo): its text must arrive as it is, its parts)
+MO_CASES = [
+    ("GSM-7", {"text": "Yes, please {€} @ 12:00", "coding": "gsm7"}, 1),
+    ("Latin-1", {"text": "Très bien, merci «ça marche»", "coding": "latin1"}, 1),
+    ("UCS-2", {"text": UKRAINIAN, "coding": "ucs2"}, 1),
+    ("GSM-7 in two parts (UDH), joined by bearerbox", {"text": LONG, "split": "udh"}, 2),
+    (
+        "UCS-2 in two parts (16-bit UDH), joined by bearerbox",
+        {"text": UKRAINIAN * 3, "coding": "ucs2", "split": "udh16"},
+        2,
+    ),
+]
+
+
+def mo(kannel: Kannel, **fields: Any) -> int:
+    """Have the SMSC send a message from a phone to Kannel's bind; how many parts."""
+    body = {"from": PHONE, "to": OURS, "coding": "gsm7", "split": None, **fields}
+    answer = httpx.post(f"http://127.0.0.1:{kannel.smsc.control_port}/mo", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["sent"])
+
+
+def inbound_hooks(receiver: Receiver, count: int, kannel: Kannel) -> list[Hook]:
+    def inbound(hooks: list[Hook]) -> list[Hook]:
+        return [h for h in hooks if h.webhook_id.startswith("in_")]
+
+    try:
+        hooks = receiver.wait(lambda h: len(inbound(h)) >= count, 30, f"{count} inbound webhooks")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{kannel.logs()}") from None
+    return inbound(hooks)
+
+
+def test_messages_from_phones_reach_the_owner_through_kannel(
+    kannel_server: Server, kannel: Kannel, make_receiver: Callable[..., Receiver]
+) -> None:
+    server = kannel_server
+    receiver = make_receiver()
+    owner = server.create_account("kannel-in", webhook_url=receiver.url())
+    server.cli("accounts", "add-number", owner.username, OURS)
+    sent = [mo(kannel, **fields) for _, fields, _ in MO_CASES]
+    assert sent == [parts for *_, parts in MO_CASES]
+    hooks = inbound_hooks(receiver, len(MO_CASES), kannel)
+    bodies = [verify(h.body, h.headers, owner.webhook_secret) for h in hooks]
+    assert [h.webhook_id for h in hooks] == [f"in_{b['inboundId']}" for b in bodies]
+    # smsbox makes its calls side by side: the order they are stored in is not the SMSC's.
+    by_text = {b["text"]: b for b in bodies}
+    assert sorted(by_text) == sorted(fields["text"] for _, fields, _ in MO_CASES), kannel.logs()
+    for _, fields, parts in MO_CASES:
+        body = by_text[fields["text"]]
+        assert (body["from"], body["to"], body["connector"]) == (PHONE, OURS, "kannel")
+        assert (body["parts"], body["incomplete"], body["inReplyTo"]) == (parts, False, None)
+    listed = server.http.get("/bat/inbound", headers=owner.headers).json()
+    assert sorted(m["inboundId"] for m in listed["messages"]) == sorted(
+        b["inboundId"] for b in bodies
+    )
+    first = next(m for m in listed["messages"] if m["inboundId"] == bodies[0]["inboundId"])
+    assert first == {k: v for k, v in bodies[0].items() if k != "event"}
+    # No answer to the phone: smsbox sends none (max-messages = 0), and batgate's is empty.
+    smsbox_log = kannel.workdir / "smsbox.log"
+    wait_for(
+        lambda: (
+            smsbox_log.read_text(errors="replace").count("No reply sent, denied") >= len(MO_CASES)
+        ),
+        "smsbox to be done with the calls",
+    )
+    stats = asyncio.run(control(kannel.smsc, "GET", "/stats?messages=1"))
+    assert [m for m in stats["messages"] if m["destination"] == PHONE.removeprefix("+")] == []
+
+
+def test_a_part_whose_message_kannel_could_not_join_is_incomplete(
+    kannel_server: Server, kannel: Kannel, make_receiver: Callable[..., Receiver]
+) -> None:
+    receiver = make_receiver()
+    owner = kannel_server.create_account("kannel-part", webhook_url=receiver.url())
+    ours = "+380441230001"
+    kannel_server.cli("accounts", "add-number", owner.username, ours)
+    assert mo(kannel, to=ours, text=LONG, split="udh", only=[1]) == 1  # part 2 never comes
+    (hook,) = inbound_hooks(receiver, 1, kannel)  # after JOIN_TIMEOUT, with its UDH in %u
+    body = verify(hook.body, hook.headers, owner.webhook_secret)
+    assert (body["to"], body["parts"], body["incomplete"]) == (ours, 1, True)
+    assert LONG.startswith(body["text"]) and len(body["text"]) > 100
+
+
+def test_a_message_to_a_number_nobody_owns_is_kept_unrouted(
+    kannel_server: Server, kannel: Kannel
+) -> None:
+    mo(kannel, to="+380449999999", text="anyone there?")
+
+    def unrouted() -> list[dict[str, Any]]:
+        out = kannel_server.cli("inbound", "--unrouted", "--json").stdout.splitlines()
+        return [json.loads(line) for line in out]
+
+    wait_for(lambda: bool(unrouted()), "the unrouted message", timeout=20)
+    (found,) = unrouted()
+    assert (found["from"], found["to"], found["text"], found["account"]) == (
+        PHONE,
+        "+380449999999",
+        "anyone there?",
+        None,
+    )
+
+
+def test_an_inbound_call_without_the_token_stores_nothing(
+    kannel_server: Server, account: Account
+) -> None:
+    query = "kind=mo&from=%2B380501112233&to=%2B380448888888&text=forged"
+    for token in ("", "&token=wrong-token-0123456789"):
+        answer = httpx.get(f"{kannel_server.base_url}/callbacks/kannel?{query}{token}", timeout=10)
+        kannel_server.assert_error(answer, 401, "UNAUTHORIZED")
+    out = kannel_server.cli("inbound", "--unrouted", "--json").stdout
+    assert "forged" not in out

@@ -6,7 +6,10 @@ First the connector alone, one row per class of answer (taken, refused, throttle
 provider saw the request. Then the whole gateway in this process (the real app served
 by uvicorn on loopback, its engine, the store on both backends): messages go out as
 JSON, come back by the provider's calls to `/callbacks/{connector}`, and end
-delivered or undeliverable; a call without the token changes nothing.
+delivered or undeliverable; a call without the token changes nothing. Messages from
+phones come the same way (an `inbound` table): stored for the account that owns their
+number, or unrouted, before the call is answered, whatever character set their text
+came in.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,10 +156,20 @@ def table(url: str, **changes: Any) -> dict[str, Any]:
 
 
 def console_table(url: str) -> dict[str, Any]:
-    """The same provider with its callback URL set at the provider: ids and a fixed token."""
+    """The same provider with its callback URL set at the provider: ids and a fixed token;
+    messages from phones come to it as GETs marked `kind=mo` (Kannel's get-url)."""
     settings = table(url, callback_token=FIXED_TOKEN)
     del settings["send"]["json"]["report"]
     settings["callback"] = {**settings["callback"], "id": "json:/message/id"}
+    settings["inbound"] = {
+        "when": "param:kind",
+        "when_values": ["mo"],
+        "from": "param:from",
+        "to": "param:to",
+        "text": "param:text",
+        "charset": "param:charset",
+        "id": "param:id",
+    }
     return settings
 
 
@@ -328,3 +342,52 @@ async def test_statuses_come_back_by_the_providers_calls(
         'prov: refused by the carrier: HTTP 400: {"error": "invalid number"}' in why
         for why in story
     ), story
+
+
+OURS = "+380441230000"
+UKRAINIAN = "Так, підтверджую замовлення №1001 — дякую!"
+
+
+def mo_query(to: str, text: bytes, charset: str, token: str | None = FIXED_TOKEN) -> str:
+    """A GET's query as Kannel's get-url sends it: the text's octets percent-encoded."""
+    fields = {"kind": "mo", "from": "+380671234567", "to": to, "charset": charset, "id": "k-1"}
+    if token is not None:
+        fields["token"] = token
+    return urllib.parse.urlencode(fields) + "&text=" + urllib.parse.quote_from_bytes(text)
+
+
+async def test_messages_from_phones_are_stored_before_the_answer(
+    database_url: str, store: Store, account: Account, provider: Provider
+) -> None:
+    await store.inbox.add_number(account.id, OURS, time.time())
+    async with gateway(database_url, provider) as url, aiohttp.ClientSession() as session:
+        for token in (None, "not-the-token-0123456789"):
+            query = mo_query(OURS, b"forged", "UTF-8", token)
+            async with session.get(f"{url}/callbacks/console?{query}") as answer:
+                assert answer.status == 401
+        sent = [
+            (OURS, UKRAINIAN.encode("utf-16-be"), "UTF-16BE"),
+            (OURS, "Très bien".encode("latin-1"), "ISO-8859-1"),
+            ("+380449999999", b"anyone there?", "UTF-8"),
+        ]
+        for to, text, charset in sent:
+            async with session.get(
+                f"{url}/callbacks/console?{mo_query(to, text, charset)}"
+            ) as answer:
+                assert answer.status == 200, await answer.text()
+                assert await answer.read() == b""
+                assert answer.content_type == "text/plain"
+        # A status call to the same connector is still one (no `kind=mo`): pending here.
+        forged = {"message": {"id": "p-404", "state": "SENT"}}
+        async with session.post(
+            f"{url}/callbacks/console?token={FIXED_TOKEN}", json=forged
+        ) as answer:
+            assert answer.status == 200
+    owned = await store.inbox.page(account.id, 0, 10)
+    assert [(m.sender, m.recipient, m.text, m.connector) for m in owned] == [
+        ("+380671234567", OURS, UKRAINIAN, "console"),
+        ("+380671234567", OURS, "Très bien", "console"),
+    ]
+    unrouted = await store.inbox.page(None, 0, 10)
+    assert [(m.recipient, m.text) for m in unrouted] == [("+380449999999", "anyone there?")]
+    assert all("forged" not in m.text for m in [*owned, *unrouted])

@@ -125,6 +125,7 @@ def add_carrier_callbacks(
             {k.lower(): v for k, v in request.headers.items()},
             request.query_params.multi_items(),
             await _body(request),
+            request.scope.get("query_string", b""),
         )
         try:
             news = reader.read(call)

@@ -93,12 +93,15 @@ class CarrierDesk(ReceiptSink, InboundSink, CostSink, AwaitedParts, BatchJournal
 @dataclass(frozen=True, slots=True)
 class CarrierCall:
     """A carrier's request to `/callbacks/{connector}`: header names in lower case,
-    the query's pairs as sent, the body as read (at most the route's limit)."""
+    the query's pairs as sent, the body as read (at most the route's limit), and the
+    query's octets as they came (percent-encoded), for a value in another character
+    set than UTF-8 (an HTTP carrier's inbound text)."""
 
     method: str
     headers: Mapping[str, str]
     query: Sequence[tuple[str, str]]
     body: bytes
+    raw_query: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,9 +71,11 @@ def smsbat_webhooks(settings: Settings, name: str) -> CallbackReader | None:
 
 
 def http_callbacks(settings: Settings, name: str) -> CallbackReader | None:
-    """An HTTP carrier's status calls, when its table has a `callback` mapping."""
+    """An HTTP carrier's calls, when its table maps status calls (`callback`) or
+    inbound messages (`inbound`)."""
     table = _table(settings, name, HttpCarrierSettings)
-    return HttpCallbacks(name, table) if table.callback is not None else None
+    takes_calls = table.callback is not None or table.inbound is not None
+    return HttpCallbacks(name, table) if takes_calls else None
 
 
 # The kinds whose carriers call back over HTTP (`/callbacks/{connector}`).
