@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import bigdb
-import kannel
+import inbound
 import scaleout
 import seeding
 import smpp
 import upstream
+import via_kannel
 import webhooks
 import wrk
 from backends import Backend
@@ -137,10 +138,17 @@ class Bench:
 
     def kannel(self) -> None:
         log("kannel: through batgate → Kannel (kind = http, preset = kannel) vs Kannel alone")
-        pool = [n for n in self.pool if n[-4:] not in smpp.SMSC_ENDINGS]
-        doc, rows = kannel.run(self.servers, pool, self.opts.quick, self.work / "kannel")
+        doc, rows = via_kannel.run(self.servers, self.opts.quick, self.work / "kannel")
         self.results.doc["kannel"] = doc
         self.results.rows.extend(rows)
+
+    def inbound(self) -> None:
+        log("inbound: MOs over one SMPP bind to the owner's webhook receiver")
+        doc, rows = inbound.run(self.servers, self.opts.quick)
+        self.results.doc["inbound"] = doc
+        self.results.rows.extend(rows)
+        for row in rows:
+            log(f"inbound: {row.what}: {row.result}, p50 {row.p50}, p99 {row.p99}")
 
     # -- (a) send -------------------------------------------------------------
 

@@ -14,7 +14,12 @@
 (g) upstream: through another batgate as an SMSBAT upstream (`kind = "smsbat"`):
     throughput, and latency at a steady 20 messages/s (bench/upstream.py);
 (h) kannel: through batgate → Kannel (`kind = "http"`, `preset = "kannel"`) → SMPP,
-    beside Kannel's own sendsms → SMPP rate to the same SMSC (bench/kannel.py);
+    beside Kannel's own sendsms → SMPP to the same kind of SMSC, the same wrk load:
+    CPU per message of the gateway's processes (bench/via_kannel.py);
+(i) optout: the send rate with 1,000,000 suppressed numbers beside none
+    (bench/optout.py);
+(j) inbound: MOs over one SMPP bind to the owner's webhook receiver, a burst and a
+    steady 200/s (bench/inbound.py);
 
 and on SQLite and on PostgreSQL (`--database`; `pg-…` phases are PostgreSQL's):
 *-send-scale, *-status-scale: send, and status lookups from the database, with
@@ -50,6 +55,7 @@ from types import FrameType
 from typing import Any
 
 import logins
+import optout
 import polling
 import report
 import retention
@@ -77,6 +83,8 @@ PHASES = (
     "smpp",
     "upstream",
     "kannel",
+    "optout",
+    "inbound",
     "sqlite-send-scale",
     "pg-send-scale",
     "sqlite-status-scale",
@@ -193,6 +201,8 @@ def _steps(bench: Bench) -> dict[str, Callable[[], None]]:
         "smpp": bench.smpp,
         "upstream": bench.upstream,
         "kannel": bench.kannel,
+        "optout": functools.partial(optout.run, bench),
+        "inbound": bench.inbound,
         "logins": functools.partial(logins.run, bench),
     }
     for name, prefix in (("sqlite", "sqlite"), ("postgresql", "pg")):

@@ -245,9 +245,10 @@ def numbers(count: int, seed: int) -> list[str]:
 class KannelGateway:
     side = "kannel"
 
-    def __init__(self, found: kannel.Kannel, receiver: Receiver) -> None:
+    def __init__(self, found: kannel.Kannel, receiver: Receiver, dlr_mask: str = "31") -> None:
         self.found = found
         self.receiver = receiver
+        self.dlr_mask = dlr_mask  # 31: every report; 19: the finals and SMSC refusals
         self.url = found.sendsms_url.split("/cgi-bin/")[0]
 
     def pids(self) -> list[int]:
@@ -264,7 +265,7 @@ class KannelGateway:
                 "from": SENDER,
                 "to": to,
                 "text": TEXT,
-                "dlr-mask": "31",
+                "dlr-mask": self.dlr_mask,
                 "dlr-url": dlr,
             }
         )

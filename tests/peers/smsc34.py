@@ -14,8 +14,10 @@ middle of a window; receipts that could not be delivered are kept and sent again
 next session of the same ``system_id``, as a real SMSC does after a reconnect. The
 control API (``GET /stats``) says what the SMSC saw.
 
-``POST /mo`` sends a mobile-originated message (deliver_sm, esm_class 0, or 0x40 with a
-UDH) to a bound session of ``system_id`` (any that can receive, when not given)::
+``POST /mo`` sends a mobile-originated message (deliver_sm, esm_class 0, or 0x40
+with a UDH; with ``count`` and ``rate``, a stream of that many, ``text`` formatted
+with ``{i}`` and ``{t}``, for the bench) to a bound session of ``system_id`` (any
+that can receive, when not given)::
 
     {"system_id": "batgate", "from": "+380501234567", "to": "4040", "text": "STOP",
      "coding": "gsm7" | "ucs2" | "latin1", "split": null | "udh" | "udh16" | "sar" |
@@ -920,6 +922,11 @@ def control_app(smsc: Smsc, proxy: Proxy) -> web.Application:
     async def mo(request: web.Request) -> web.Response:
         try:
             doc = await request.json()
+            if "count" in doc:  # a stream of messages (the bench): started, not awaited
+                if smsc.esme_of(doc.get("system_id")) is None:
+                    return web.json_response({"error": "no bound session"}, status=409)
+                streams.add(asyncio.ensure_future(mo_stream(smsc, doc)))
+                return web.json_response({"sent": int(doc["count"])})
             sent = smsc.send_mo(doc)
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"error": repr(exc)}, status=400)
@@ -927,6 +934,7 @@ def control_app(smsc: Smsc, proxy: Proxy) -> web.Application:
             return web.json_response({"error": "no bound session takes a deliver_sm"}, status=409)
         return web.json_response({"sent": sent})
 
+    streams: set[asyncio.Future[None]] = set()
     app = web.Application()
     app.router.add_get("/stats", stats)
     app.router.add_post("/reset", reset)
@@ -934,6 +942,25 @@ def control_app(smsc: Smsc, proxy: Proxy) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/mo", mo)
     return app
+
+
+async def mo_stream(smsc: Smsc, doc: dict[str, Any]) -> None:
+    """`POST /mo` with `count` (and `rate` per second, 0 or none: at once): that many
+    messages, each with `text` formatted with `i` (its number) and `t` (the time it
+    is sent, epoch seconds): how the bench times each one to its webhook; `from`
+    formatted with `i` too (many phones)."""
+    count, rate = int(doc["count"]), float(doc.get("rate") or 0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for i in range(count):
+        if rate > 0:
+            wait = start + i / rate - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        elif i % 200 == 0:
+            await asyncio.sleep(0)  # let the session write what it has
+        text = str(doc["text"]).format(i=i, t=time.time())
+        smsc.send_mo(doc | {"from": str(doc["from"]).format(i=i), "text": text})
 
 
 # ── Main ────────────────────────────────────────────────────────────────────
