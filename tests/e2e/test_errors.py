@@ -82,7 +82,7 @@ def test_unknown_message_id_is_404(fast_server, alice, message_id):
         pytest.param("PUT", "/bat/messagelist", id="put-messagelist"),
         pytest.param("DELETE", "/bat/messagelist", id="delete-messagelist"),
         pytest.param("POST", "/bat/message/abc123", id="post-message"),
-        pytest.param("DELETE", "/bat/message/abc123", id="delete-message"),
+        pytest.param("PATCH", "/bat/message/abc123", id="patch-message"),
         pytest.param("POST", "/healthz", id="post-healthz"),
     ],
 )

@@ -265,7 +265,7 @@ async def test_very_long_message_id(api: Api) -> None:
         ("PUT", "/bat/messagelist"),
         ("DELETE", "/bat/messagelist"),
         ("POST", "/bat/message/0123456789abcdef012345"),
-        ("DELETE", "/bat/message/0123456789abcdef012345"),
+        ("PATCH", "/bat/message/0123456789abcdef012345"),
         ("POST", "/healthz"),
     ],
 )

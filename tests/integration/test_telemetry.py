@@ -91,7 +91,8 @@ REQUESTS = [
     ("GET", "/healthz", {}, 200),
     ("GET", "/readyz", {}, 200),
     ("GET", "/no/such/route", {}, 404),
-    ("DELETE", "/bat/message/{mid}", AUTH, 405),
+    ("PATCH", "/bat/message/{mid}", AUTH, 405),
+    ("DELETE", "/bat/message/{mid}", AUTH, 200),  # cancels it (SPEC §12)
 ]
 
 
