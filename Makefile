@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint kannel bench bench-vs-jasmin bench-vs-kannel clean
+.PHONY: install run test lint kannel chromium screenshots bench bench-vs-jasmin bench-vs-kannel clean
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ run: install
 BATGATE_TEST_BACKENDS ?= sqlite,postgresql
 export BATGATE_TEST_BACKENDS
 
-test: install kannel
+test: install kannel chromium
 	@case "$(BATGATE_TEST_BACKENDS)" in *postgresql*) scripts/ensure-postgres ;; esac
 	scripts/run-tests
 
@@ -35,9 +35,20 @@ kannel:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kannel >/dev/null && \
 		(systemctl disable --now kannel >/dev/null 2>&1 || service kannel stop >/dev/null 2>&1 || true))
 
+# The console's browser tests (tests/e2e/test_console.py) and `make screenshots` drive
+# Debian's chromium through Playwright (no browser download): installed when missing.
+chromium:
+	@command -v chromium >/dev/null || ( \
+		echo "installing chromium (Debian package) ..." >&2 && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+# The console's pages as PNGs for docs/console.md.
+screenshots: install chromium
+	$(BIN)/python scripts/screenshots.py
+
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy src
 
 # The benchmarks on SQLite and on PostgreSQL (scripts/ensure-postgres starts the local

@@ -32,6 +32,9 @@ and on SQLite and on PostgreSQL (`--database`; `pg-…` phases are PostgreSQL's)
 *-retention: the send rate while a worker purges `--retention-messages`
     (1,000,000) old messages, against without (bench/retention.py); on PostgreSQL
     also the same day dropped as a partition (bench/pg_partitions.py);
+*-console: the console on `--big-messages` messages: searches by recipient and by id,
+    the 30-day overview, and the send rate beside ten operators' page loads
+    (bench/console.py);
 logins (SQLite): RSS and a valid key's status-lookup latency during a flood of
     wrong-password logins, from one address and from many (bench/logins.py).
 
@@ -54,6 +57,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import console
 import logins
 import optout
 import polling
@@ -95,6 +99,8 @@ PHASES = (
     "pg-size",
     "sqlite-retention",
     "pg-retention",
+    "sqlite-console",
+    "pg-console",
     "logins",
 )
 DATABASES = {"sqlite": ("sqlite",), "postgresql": ("postgresql",), "both": ("sqlite", "postgresql")}
@@ -211,11 +217,16 @@ def _steps(bench: Bench) -> dict[str, Callable[[], None]]:
         steps[f"{prefix}-size"] = functools.partial(bench.size, name)
         steps[f"{prefix}-retention"] = functools.partial(_retention, bench, name)
         steps[f"{prefix}-polling"] = functools.partial(_polling, bench, name)
+        steps[f"{prefix}-console"] = functools.partial(_console, bench, name)
     return steps
 
 
 def _retention(bench: Bench, backend: str) -> None:
     retention.run(bench, bench.backends[backend])
+
+
+def _console(bench: Bench, backend: str) -> None:
+    console.run(bench, bench.backends[backend])
 
 
 def _polling(bench: Bench, backend: str) -> None:

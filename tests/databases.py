@@ -90,6 +90,7 @@ class Databases:
     def _migrated_template(self) -> str:
         if self._template is None:
             import asyncio
+            import threading
 
             from batgate.store.database import Database
 
@@ -105,7 +106,21 @@ class Databases:
                 finally:
                     await database.dispose()
 
-            asyncio.run(migrate())
+            # In a thread of its own: the caller's may run an event loop already (a
+            # Playwright browser's, in the console's tests), and asyncio.run cannot nest.
+            failed: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    asyncio.run(migrate())
+                except BaseException as exc:  # handed to the caller's thread
+                    failed.append(exc)
+
+            thread = threading.Thread(target=run, name="migrate-template")
+            thread.start()
+            thread.join()
+            if failed:
+                raise failed[0]
             self._template = name
         return self._template
 

@@ -1,11 +1,15 @@
--- GET request paths read from a file, taken in turn (Jasmin's /send?… URLs).
--- Arguments (after --): the file, one path with its query string per line.
+-- GET request paths read from a file, taken in turn (Jasmin's /send?… URLs, the
+-- console's pages). Arguments (after --): the file, one path with its query string
+-- per line; optionally a Cookie header's value (the console's session).
 local requests = {}
 local count = 0
 local next_index = 0
 
 function init(args)
    local headers = { ["Host"] = wrk.host .. ":" .. wrk.port }
+   if args[2] and #args[2] > 0 then
+      headers["Cookie"] = args[2]
+   end
    for line in io.lines(args[1]) do
       if #line > 0 then
          count = count + 1

@@ -688,6 +688,16 @@ class AccountSettings(BaseModel):
         return QuietHours.parse(self.quiet_hours, self.timezone)
 
 
+class ConsoleSettings(BaseModel):
+    """`[console]`: the operators' web console at `/console` (docs/console.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    session_hours: float = Field(default=12.0, gt=0)  # a login lasts this long
+    refresh_seconds: float = Field(default=10.0, ge=1)  # live parts reload this often
+
+
 class InboundSettings(BaseModel):
     """`[inbound]`: messages from phones to the accounts' numbers (SPEC §10)."""
 
@@ -773,6 +783,7 @@ class Settings(BaseSettings):
     # Per account by username ("*": every account without its own table).
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     rates: list[RateEntry] = Field(default_factory=_default_rates)
     fx: dict[str, float] = Field(default_factory=_default_fx)
     # Logs: JSON lines, or text; "auto" is text on a terminal and JSON otherwise.

@@ -57,6 +57,7 @@ from batgate.api.suppressions import add_suppressions, remove_suppression, suppr
 from batgate.api.telemetry import Telemetry
 from batgate.channels.registry import build_callback_readers
 from batgate.config import Settings
+from batgate.console import add_console
 from batgate.domain.addresses import AddressPolicy
 from batgate.domain.validation import Limits
 from batgate.engine.cancels import Cancels
@@ -148,6 +149,7 @@ def create_app(
     )
     add_carrier_callbacks(app, store, build_callback_readers(settings), sink)
     add_probes(app, store, settings, shutdown)
+    add_console(app, store, settings)
     _document_request_body(app, settings.max_messages_per_request)
     return FastPath(Telemetry(app), gate, statuses)
 

@@ -20,6 +20,7 @@ from batgate.cli.common import (
 )
 from batgate.cli.numbers import add_number, numbers, remove_number
 from batgate.cli.output import table, text_column
+from batgate.domain.account_rules import account_problem
 from batgate.domain.credentials import hash_password, key_hash, new_api_key, new_webhook_secret
 from batgate.domain.records import Account
 from batgate.domain.urls import is_http_url
@@ -48,12 +49,9 @@ def create(
     """Create an account; prints {"username", "apiKey", "webhookSecret"} as JSON."""
     settings = settings_for(database_url)
     currency = (currency or settings.default_currency).upper()
-    if currency not in settings.fx:
-        fail(f"unknown currency {currency!r}; known: {', '.join(sorted(settings.fx))}")
-    if webhook_url is not None and not is_http_url(webhook_url):
-        fail(f"--webhook-url must be an absolute http(s) URL, got {webhook_url!r}")
-    if not username or len(username) > 64 or ":" in username or username == "@":
-        fail("the username must be 1-64 characters, without ':' and not '@'")
+    problem = account_problem(username, currency, webhook_url, settings.fx)
+    if problem is not None:
+        fail(problem)
     api_key, secret = new_api_key(), new_webhook_secret()
 
     async def main() -> None:

@@ -4,6 +4,7 @@ drain one (routes skip it) and enable it again, in every process within seconds.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Annotated
 
 import typer
@@ -12,9 +13,9 @@ from rich.table import Column, Table
 
 from batgate.cli.common import DatabaseUrl, emit, fail, settings_for, with_store
 from batgate.cli.output import number_column, plural, table, text_column, with_detail
-from batgate.config import Settings
-from batgate.domain.connectors import ConnectorView, views
+from batgate.domain.connectors import ConnectorView
 from batgate.domain.notifications import rfc3339
+from batgate.engine.connector_board import configured, connector_views, switch_connector
 from batgate.store.manager import Store
 
 app = typer.Typer(
@@ -40,11 +41,7 @@ def list_(json: Json = False, database_url: DatabaseUrl = None) -> None:
     settings = settings_for(database_url)
     now = time.time()
 
-    async def read(store: Store) -> list[ConnectorView]:
-        reports = await store.connectors.reports(_lately(settings, now))
-        return views(_configured(settings), reports, await store.connectors.switches())
-
-    found = with_store(settings, read)
+    found = with_store(settings, lambda store: connector_views(store, settings, now))
     if json:
         for view in found:
             emit(_public(view))
@@ -75,29 +72,13 @@ def enable(
 
 def _switch(name: str, drained: bool, database_url: str | None) -> None:
     settings = settings_for(database_url)
-    since = _lately(settings, time.time())
 
-    async def switch(store: Store) -> bool:
-        reported = {r.connector for r in await store.connectors.reports(since)}
-        known = _configured(settings) | reported | (await store.connectors.switches()).keys()
-        if name not in known:
-            return False
-        await store.connectors.switch(name, drained, time.time())
-        return True
+    def switch(store: Store) -> Awaitable[bool]:
+        return switch_connector(store, settings, name, drained, time.time())
 
     if not with_store(settings, switch):
-        declared = ", ".join(sorted(_configured(settings)))
+        declared = ", ".join(sorted(configured(settings)))
         fail(f"no connector named {name!r} (declared: {declared})", 2)
-
-
-def _configured(settings: Settings) -> set[str]:
-    """The connectors the configuration routes to, and every declared carrier."""
-    return settings.connector_names() | set(settings.connectors)
-
-
-def _lately(settings: Settings, now: float) -> float:
-    """Reports older than this are of processes gone (they report every few seconds)."""
-    return now - max(10.0, 3 * settings.dispatcher.connector_report_seconds)
 
 
 def _table(found: list[ConnectorView], now: float) -> Table:

@@ -18,6 +18,7 @@ from batgate.cli import (
     connectors,
     inbound,
     messages,
+    operators,
     rates,
     sandbox,
     suppressions,
@@ -53,6 +54,7 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(messages.app, name="messages")
 app.add_typer(connectors.app, name="connectors")
 app.add_typer(suppressions.app, name="suppressions")
+app.add_typer(operators.app, name="operators")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("inbound")(inbound.inbound)

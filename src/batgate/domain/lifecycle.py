@@ -36,6 +36,8 @@ class Progress:
     deadline: float
     receipt: ChannelStatus | None = None
     carrier_ref: str | None = None
+    # The connector that took the current step (None: not handed over yet).
+    connector: str | None = None
 
     @classmethod
     def new(cls, chain: Sequence[Step], now: float) -> Progress:
@@ -107,9 +109,11 @@ def on_sent(
     retry: RetryPolicy,
     now: float,
     route: str | None = None,
+    connector: str | None = None,
 ) -> Transition:
     """Apply what the channel answered when the current step was handed to it;
-    `route`: where a taken step went and why there, for its story."""
+    `route`: where a taken step went and why there, for its story; `connector`: the
+    one that answered (kept with a taken step: the console counts by it)."""
     if isinstance(result, Accepted):
         receipt = result.receipt
         if receipt is not None and receipt.at > p.deadline:
@@ -117,6 +121,7 @@ def on_sent(
         handed = _handed(p)
         progress = replace(
             handed.progress,
+            connector=connector,
             carrier_ref=result.carrier_ref,
             receipt=None if receipt is None else receipt.status,
             due_at=p.deadline if receipt is None else receipt.at,

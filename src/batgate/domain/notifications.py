@@ -93,6 +93,19 @@ class DeliveryAttempt:
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointView:
+    """An account's webhook endpoint as operators see it (the console)."""
+
+    username: str
+    url: str
+    enabled: bool
+    disabled_reason: str | None
+    pending: int
+    failing: int  # pending after a failed attempt
+    failed: int  # given up
+
+
+@dataclass(frozen=True, slots=True)
 class EventView:
     """An outbox event as operators see it (`batgate webhooks list`)."""
 

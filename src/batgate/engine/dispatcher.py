@@ -212,7 +212,9 @@ class Dispatcher:
             # Where it went is worth a line of its story when there was a choice.
             route = sent.note() if self._switchboard.routed or sent.passed else None
             now = self._clock()
-            transition = on_sent(record.progress, result, record.chain, self._retry, now, route)
+            transition = on_sent(
+                record.progress, result, record.chain, self._retry, now, route, sent.connector
+            )
             if isinstance(result, Accepted):
                 handover = result.handover
         return self._changes.of(record, transition, rates, self._clock(), handover)

@@ -24,6 +24,8 @@ DAY = 86_400.0
 KEY_WINDOW = 86_400.0  # store.idempotency.Idempotency.window: a key answers for a day
 KEY_GRACE = 3_600.0  # and is kept an hour past it
 CARRIER_IDS_KEPT = KEEP_SECONDS  # carriers' ids of parts, and receipts none claimed
+ROLLUP_MINUTES_KEPT = 2 * DAY  # the console's counts by minute (its last hour)
+ROLLUP_HOURS_KEPT = 400 * DAY  # and by hour (its 30 days, and a year beside)
 
 Batch = Callable[[int], Awaitable[int]]
 
@@ -81,6 +83,11 @@ class Janitor:
             jobs.append(("messages", lambda n: r.messages(messages_before, n)))
         carriers_before = now - CARRIER_IDS_KEPT
         jobs.append(("carrier_ids", lambda n: r.carrier_ids(carriers_before, n)))
+        # The console's counts: minutes for its last hour, hours for its 30 days.
+        minutes_before = int((now - ROLLUP_MINUTES_KEPT) // 60)
+        hours_before = int((now - ROLLUP_HOURS_KEPT) // 3600)
+        jobs.append(("rollup_minutes", lambda n: r.rollup("m", minutes_before, n)))
+        jobs.append(("rollup_hours", lambda n: r.rollup("h", hours_before, n)))
         if s.events_days:
             events_before = now - s.events_days * DAY
             jobs.append(("message_events", lambda n: r.events(events_before, n)))

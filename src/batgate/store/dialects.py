@@ -142,6 +142,14 @@ def _param(dialect: str) -> str:
     return "$1" if dialect == "postgresql" else "?1"
 
 
+def add_counts(dialect: str, table: sa.Table, keys: list[str], count: str = "count") -> Any:
+    """INSERT … ON CONFLICT (keys) DO UPDATE SET count = count + the new row's: the rows
+    (the parameters of the execution) add to the counts of their keys."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    added = {count: table.c[count] + insert.excluded[count]}
+    return insert.on_conflict_do_update(index_elements=keys, set_=added)
+
+
 def upsert(dialect: str, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]) -> Any:
     """INSERT … ON CONFLICT (keys) DO UPDATE: the rows replace those with their keys."""
     insert = (postgresql if dialect == "postgresql" else sqlite).insert(table).values(rows)

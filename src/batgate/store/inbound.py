@@ -116,6 +116,17 @@ class Inbox:
         async with self.db.writer.begin() as conn:
             return bool((await conn.execute(delete)).rowcount)
 
+    async def owners_numbers(self) -> dict[int, list[str]]:
+        """Every owned number by its account, in number order."""
+        query = sa.select(owned_numbers.c.account_id, owned_numbers.c.number).order_by(
+            owned_numbers.c.number
+        )
+        found: dict[int, list[str]] = {}
+        async with self.db.reader.connect() as conn:
+            for account_id, number in await conn.execute(query):
+                found.setdefault(int(account_id), []).append(number)
+        return found
+
     async def numbers(self, account_id: int) -> list[OwnedNumber]:
         query = (
             sa.select(owned_numbers.c.number, owned_numbers.c.created_at)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from batgate.domain import rollup
 from batgate.domain.documents import encoded, status_document, status_view
 from batgate.domain.lifecycle import Transition, on_receipt_heard
 from batgate.domain.messages import NewMessage
@@ -37,9 +38,12 @@ from batgate.store.idempotency import (
 )
 from batgate.store.inbound import Inbox
 from batgate.store.intake import Intake, insert_batches
+from batgate.store.message_search import MessageSearch
+from batgate.store.operators import Operators
 from batgate.store.outbox import Outbox
 from batgate.store.ratebuckets import RateBuckets
 from batgate.store.retention import Retention
+from batgate.store.rollups import Rollups
 from batgate.store.rows import (
     MessageRow,
     account_from_row,
@@ -52,6 +56,7 @@ from batgate.store.schema import (
     carrier_costs,
     message_events,
     message_notes,
+    message_rollup,
     messagelists,
     messages,
     rates,
@@ -148,6 +153,9 @@ class Store:
         self.suppressions = Suppressions(db, suppression_cache_seconds)
         self.cancellation = Cancellation(db)
         self.inbox = Inbox(db, new_message_id, self.suppressions)
+        self.operators = Operators(db)
+        self.rollups = Rollups(db)
+        self.search = MessageSearch(db)
         self.gauges = Gauges(db)
         self._intake = Intake(db, new_message_id)
         # The hot status read, on SQLite: see Database.lookup and point_read.
@@ -535,6 +543,7 @@ class Store:
                     ]
             if book is not None:
                 await book.write()
+            await _roll_up(conn, self.db.dialect, changes, written, now)
             if events:
                 await conn.execute(message_events.insert(), events)
             if notes:
@@ -696,6 +705,7 @@ _PROGRESS = (
     "deadline",
     "receipt",
     "carrier_ref",
+    "connector",
     "version",
     "updated_at",
     "claimed_by",
@@ -760,6 +770,45 @@ async def _list_counts(
         .group_by(messages.c.status)
     )
     return {status: (int(count), int(billed)) for status, count, billed in rows}
+
+
+_ROLLUP_KEYS = ["scale", "slot", "account_id", "channel", "connector", "status", "bucket"]
+
+
+async def _roll_up(
+    conn: AsyncConnection,
+    dialect: str,
+    changes: Sequence[Change],
+    written: Sequence[bool],
+    now: float,
+) -> None:
+    """Count the messages these changes made final (domain.rollup), in their transaction."""
+    keys = [
+        rollup.key_of(change.record, change.transition.progress, now)
+        for change, ok in zip(changes, written, strict=True)
+        if ok
+        and change.transition is not None
+        and change.transition.progress.status.is_final
+        and not change.record.progress.status.is_final
+    ]
+    if not keys:
+        return
+    rows = [
+        {
+            "scale": scale,
+            "slot": slot,
+            "account_id": k.account_id,
+            "channel": k.channel,
+            "connector": k.connector,
+            "status": k.status,
+            "bucket": k.bucket,
+            "count": n,
+        }
+        for scale, counted in (("m", rollup.summed(keys)), ("h", rollup.by_hour(keys)))
+        for k, n in counted.items()
+        for slot in ((k.minute if scale == "m" else k.minute // 60),)
+    ]
+    await conn.execute(dialects.add_counts(dialect, message_rollup, _ROLLUP_KEYS), rows)
 
 
 async def _has_webhook(conn: AsyncConnection, account_id: int) -> bool:

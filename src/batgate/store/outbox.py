@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from batgate.domain.notifications import DeliveryAttempt, EventView, WebhookEvent
+from batgate.domain.notifications import DeliveryAttempt, EndpointView, EventView, WebhookEvent
 from batgate.store import dialects
 from batgate.store.database import Database
 from batgate.store.schema import accounts, message_events, webhook_attempts
@@ -121,9 +121,64 @@ class Outbox:
             )
         return int(result.rowcount)
 
+    async def retry_now(self, event_id: int, now: float) -> int:
+        """Send a failing event (pending, waiting for its next attempt) now."""
+        async with self.db.writer.begin() as conn:
+            result = await conn.execute(
+                message_events.update()
+                .where(message_events.c.id == event_id, message_events.c.state == "pending")
+                .values(next_attempt_at=now)
+            )
+        return int(result.rowcount)
+
+    async def endpoints(self) -> list[EndpointView]:
+        """Every account's webhook endpoint with the events it has not taken: failing
+        (pending after a failed attempt) and given up (failed), and the last answer."""
+        e = message_events.c
+        failing = sa.func.sum(sa.case(((e.state == "pending") & (e.attempts > 0), 1), else_=0))
+        failed = sa.func.sum(sa.case((e.state == "failed", 1), else_=0))
+        pending = sa.func.sum(sa.case((e.state == "pending", 1), else_=0))
+        waiting = (
+            sa.select(
+                e.account_id,
+                pending.label("pending"),
+                failing.label("failing"),
+                failed.label("failed"),
+            )
+            .where(e.state.in_(("pending", "failed")), e.url.is_(None))
+            .group_by(e.account_id)
+            .subquery()
+        )
+        query = (
+            sa.select(
+                accounts.c.username,
+                accounts.c.webhook_url,
+                accounts.c.webhook_enabled,
+                accounts.c.webhook_disabled_reason,
+                sa.func.coalesce(waiting.c.pending, 0),
+                sa.func.coalesce(waiting.c.failing, 0),
+                sa.func.coalesce(waiting.c.failed, 0),
+            )
+            .outerjoin(waiting, waiting.c.account_id == accounts.c.id)
+            .where(accounts.c.webhook_url.is_not(None))
+            .order_by(sa.desc(sa.func.coalesce(waiting.c.failing, 0)), accounts.c.username)
+        )
+        async with self.db.reader.connect() as conn:
+            rows = await conn.execute(query)
+            return [
+                EndpointView(user, url, bool(on), reason, int(p), int(f), int(g))
+                for user, url, on, reason, p, f, g in rows
+            ]
+
     async def events(
-        self, username: str | None = None, failed: bool = False, limit: int = 100
+        self,
+        username: str | None = None,
+        failed: bool = False,
+        limit: int = 100,
+        failing: bool = False,
     ) -> list[EventView]:
+        """Events newest first: all, those that gave up (`failed`), or those that gave up
+        or are pending after a failed attempt (`failing`)."""
         query = (
             sa.select(message_events, accounts.c.username)
             .join(accounts, accounts.c.id == message_events.c.account_id)
@@ -135,6 +190,11 @@ class Outbox:
             query = query.where(accounts.c.username == username)
         if failed:
             query = query.where(message_events.c.state == "failed")
+        if failing:
+            query = query.where(
+                (message_events.c.state == "failed")
+                | ((message_events.c.state == "pending") & (message_events.c.attempts > 0))
+            )
         async with self.db.reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_view(row) for row in rows]

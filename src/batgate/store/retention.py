@@ -21,6 +21,7 @@ from batgate.store.schema import (
     idempotency_keys,
     message_events,
     message_notes,
+    message_rollup,
     messagelists,
     messages,
     upstream_batch_members,
@@ -164,6 +165,21 @@ class Retention:
                         table.delete().where(table.c.connector == connector, table.c.key == key)
                     )
         return len(found)
+
+    async def rollup(self, scale: str, before_slot: int, limit: int) -> int:
+        """The console's counts (`message_rollup`) of slots before `before_slot` at that
+        scale, the oldest slots first, about `limit` rows (whole slots); how many went."""
+        r = message_rollup.c
+        old = (r.scale == scale) & (r.slot < before_slot)
+        async with self.db.writer.begin() as conn:
+            cut = (
+                await conn.execute(
+                    sa.select(r.slot).where(old).order_by(r.slot).offset(limit - 1).limit(1)
+                )
+            ).scalar()
+            upto = old if cut is None else old & (r.slot <= cut)
+            done = await conn.execute(message_rollup.delete().where(upto))
+        return int(done.rowcount or 0)
 
     async def redact(self, before: float, now: float, limit: int) -> int:
         """Blank the text and messageData of final messages last changed before `before`

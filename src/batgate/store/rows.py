@@ -148,6 +148,7 @@ def progress_values(p: Progress) -> dict[str, Any]:
         "deadline": p.deadline,
         "receipt": None if p.receipt is None else p.receipt.value,
         "carrier_ref": p.carrier_ref,
+        "connector": p.connector,
     }
 
 
@@ -164,6 +165,7 @@ def message_from_row(row: Any, previous_claim: str | None = None) -> MessageReco
         deadline=row.deadline,
         receipt=None if row.receipt is None else _CHANNEL[row.receipt],
         carrier_ref=row.carrier_ref,
+        connector=row.connector,
     )
     return MessageRecord(
         id=row.id,

@@ -74,6 +74,8 @@ messages = sa.Table(
     # The status document (domain.documents), written with every change: a lookup reads
     # it as it is. NULL only on rows older than migration 0009 (built when read).
     sa.Column("status_doc", sa.Text, nullable=True),
+    # The connector that took the current step (migration 0018; the console's counts).
+    sa.Column("connector", sa.String(32), nullable=True),
 )
 # Only messages the engine still has to look at carry a due time; final ones leave the index.
 sa.Index(
@@ -86,6 +88,8 @@ sa.Index("ix_messages_messagelist", messages.c.messagelist_id, messages.c.id)
 # A recipient's messages by time: an inbound reply's `inReplyTo` (the account's latest
 # message to that number), and the operator's search by recipient (migration 0017).
 sa.Index("ix_messages_recipient", messages.c.recipient, messages.c.created_at)
+# The newest messages first: the console's search without a recipient or list (0018).
+sa.Index("ix_messages_created", messages.c.created_at)
 # Final messages by age, for retention: all of them (purge), and those not yet redacted.
 sa.Index(
     "ix_messages_final",
@@ -347,3 +351,43 @@ inbound_messages = sa.Table(
     sa.Column("in_reply_to", sa.String(32), nullable=True),
 )
 sa.Index("ix_inbound_messages_account", inbound_messages.c.account_id, inbound_messages.c.id)
+
+# The console's operators (`batgate operators create`), and their sessions: a random
+# token in an HttpOnly cookie, kept as its SHA-256, with the session's CSRF token.
+operators = sa.Table(
+    "operators",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("operator_id", sa.Integer, sa.ForeignKey("operators.id"), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+sa.Index("ix_console_sessions_expires", console_sessions.c.expires_at)
+
+# Messages that went final, counted per minute and per hour (`scale` "m" or "h", `slot`
+# the minute or hour since the epoch), by account, channel, connector, status and time
+# from send to final (`bucket`: domain.rollup), in the transaction that made them
+# final: the console's overview reads this, never `messages`.
+message_rollup = sa.Table(
+    "message_rollup",
+    metadata,
+    sa.Column("scale", sa.String(1), primary_key=True),
+    sa.Column("slot", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.Integer, primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("connector", sa.String(32), primary_key=True),  # "" when none took it
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)

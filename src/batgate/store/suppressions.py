@@ -172,6 +172,14 @@ class Suppressions:
         self._wrote(account_id, None)
         return None if row is None else Suppression(*row)
 
+    async def counts(self) -> dict[int, int]:
+        """How many numbers each account with a list has on it."""
+        query = sa.select(suppressions.c.account_id, sa.func.count()).group_by(
+            suppressions.c.account_id
+        )
+        async with self.db.reader.connect() as conn:
+            return {int(a): int(n) for a, n in await conn.execute(query)}
+
     async def entries(self, account_id: int, numbers: Sequence[str]) -> dict[str, Suppression]:
         """The account's entries among `numbers`, by number."""
         wanted = list(dict.fromkeys(numbers))
