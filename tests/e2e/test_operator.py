@@ -206,3 +206,16 @@ def test_messages_show_says_why(fast_server, alice, message, final, said):
     assert mid in text and "story" in text and final in text
     if final != "delivered":
         assert story[-1]["reason"], story  # a final failure says why
+
+
+def test_an_accounts_own_rate_limit_from_the_cli(fresh_cli):
+    fresh_cli("accounts", "create", "erin")
+    own = json.loads(fresh_cli("accounts", "set-rate-limit", "erin", "5", "--burst", "10").stdout)
+    assert own == {"username": "erin", "rateLimit": 5.0, "rateBurst": 10}
+    listed = json.loads(fresh_cli("accounts", "list", "--json").stdout.splitlines()[0])
+    assert (listed["rateLimit"], listed["rateBurst"]) == (5.0, 10)
+    back = json.loads(fresh_cli("accounts", "set-rate-limit", "erin", "--default").stdout)
+    assert (back["rateLimit"], back["rateBurst"]) == (None, None)
+    for args in (["0"], ["5", "--default"], [], ["5", "--burst", "0"]):
+        refused = fresh_cli("accounts", "set-rate-limit", "erin", *args, check=False)
+        assert refused.returncode == 1, args

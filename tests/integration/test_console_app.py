@@ -138,3 +138,20 @@ async def test_a_new_key_is_shown_once(app: App) -> None:
     old = await client.get("/bat/suppressions", headers={"X-Authorization-Key": KEY})
     new = await client.get("/bat/suppressions", headers={"X-Authorization-Key": new_key})
     assert (old.status_code, new.status_code) == (401, 200)
+
+
+async def test_an_account_gets_a_rate_limit_of_its_own(app: App) -> None:
+    client = await app(rate_limit=RateLimitSettings(rate=1000, burst=1000), auth_cache_seconds=0)
+    await log_in(client)
+    page = await client.get("/console/accounts")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    form = {"csrf": csrf.group(1), "rate": "0.5", "burst": "2"}
+    assert (await client.post("/console/accounts/alice/rate-limit", data=form)).status_code == 303
+    headers = {"X-Authorization-Key": KEY}
+    codes = [(await client.get("/bat/suppressions", headers=headers)).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    refused = await client.get("/bat/suppressions", headers=headers)
+    assert "at most 0.5/s with bursts of 2" in refused.text
+    bad = await client.post("/console/accounts/alice/rate-limit", data=form | {"rate": "-1"})
+    assert bad.status_code == 403

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from integration_support import make_account
 
 from batgate.domain.messages import MessageType, NewMessage, Step
 from batgate.store.database import HEAD_REVISION
@@ -58,12 +57,17 @@ async def test_ids_become_64_bit_on_a_populated_database(
     upgrade_to(url, "0006")
     store = Store.connect(url)
     try:
-        account = await make_account(store)
         step = Step(MessageType.SMS, "+380501234567", "Shop", "before", None, 60, 1)
         with raw_connection(url) as raw:  # rows as revision 0006 wrote them
             raw.execute(
+                "INSERT INTO accounts (username, api_key_hash, webhook_secret, currency,"
+                " disabled, created_at) VALUES ('alice', 'h', 'whsec_x', 'USD', ?, 1)",
+                (False,),
+            )
+            account_id = raw.scalar("SELECT id FROM accounts WHERE username = 'alice'")
+            raw.execute(
                 "INSERT INTO messagelists (account_id, message_count, created_at) VALUES (?, 1, 1)",
-                (account.id,),
+                (account_id,),
             )
             list_id = raw.scalar("SELECT max(id) FROM messagelists")
             raw.execute(
@@ -71,14 +75,14 @@ async def test_ids_become_64_bit_on_a_populated_database(
                 " status, step, steps, attempts, due_at, deadline, bill_currency, version,"
                 " created_at, updated_at) VALUES ('m-before', ?, ?, ?, 'sms', ?, 'scheduled',"
                 " 0, 'scheduled', 0, 1, 61, 'USD', 0, 1, 1)",
-                (list_id, account.id, step.to, f"[{json.dumps(step.to_json())}]"),
+                (list_id, account_id, step.to, f"[{json.dumps(step.to_json())}]"),
             )
         before = ["m-before"]
         with raw_connection(url) as raw:
             raw.execute(
                 "INSERT INTO message_events (message_id, account_id, status, at, state)"
                 " VALUES (?, ?, 'processing', 1, 'delivered')",
-                (before[0], account.id),
+                (before[0], account_id),
             )
             event = raw.scalar("SELECT max(id) FROM message_events")
             raw.execute(
@@ -108,6 +112,8 @@ async def test_ids_become_64_bit_on_a_populated_database(
                 raw.execute(
                     "SELECT setval(pg_get_serial_sequence('messagelists', 'id'), ?)", (2**31 + 5,)
                 )
+        account = await store.account_by_id(account_id)
+        assert account is not None
         list_id, after = await store.insert_batch(account, [NewMessage(None, (step,))], time.time())
         if backend == "postgresql":
             assert list_id == 2**31 + 6

@@ -23,7 +23,7 @@ class Gate:
         account = await self._auth.authenticate(headers, address)
         note_account(account.id)  # for the access log
         if self._limiter is not None:
-            await self._limiter.take(account.id)
+            await self._limiter.take(account.id, own_limit(account))
         return account
 
     def admit_now(self, headers: Mapping[str, str]) -> Account | None:
@@ -50,6 +50,14 @@ class Gate:
                 "with Basic credentials the body must be sent as Content-Type: application/json",
             )
         return account
+
+
+def own_limit(account: Account) -> tuple[float, int] | None:
+    """The account's own (rate, burst), where the operator set one."""
+    if account.rate_limit is None:
+        return None
+    burst = account.rate_burst or max(1, int(account.rate_limit * 2))
+    return account.rate_limit, burst
 
 
 def client_address(scope: MutableMapping[str, Any]) -> str:

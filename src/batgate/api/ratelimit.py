@@ -47,6 +47,7 @@ class RateLimiter:
         self._clock = clock
         self._hold = hold
         self._allowances: dict[int, _Allowance] = {}
+        self._own_buckets: dict[tuple[float, int], TokenBucket] = {}
         self._refused_until: dict[int, float] = {}
 
     def take_now(self, account_id: int) -> bool:
@@ -58,24 +59,31 @@ class RateLimiter:
             return True
         return False
 
-    async def take(self, account_id: int) -> None:
-        """Spend one token, or raise ApiError 429 with `Retry-After` in whole seconds."""
+    async def take(self, account_id: int, own: tuple[float, int] | None = None) -> None:
+        """Spend one token, or raise ApiError 429 with `Retry-After` in whole seconds.
+        `own`: the account's own (rate, burst), instead of the gateway's."""
         if self.take_now(account_id):
             return
         now = self._clock()
+        bucket = self._bucket if own is None else self._own(own)
         refused_until = self._refused_until.get(account_id)
         if refused_until is not None and now < refused_until:
-            raise self._refusal(refused_until - now)
-        grant = await self._source.grant(account_id, self._bucket, self._bucket.chunk, now)
+            raise self._refusal(refused_until - now, bucket)
+        grant = await self._source.grant(account_id, bucket, bucket.chunk, now)
         if grant.granted == 0:
-            wait = self._bucket.wait(grant.left)
+            wait = bucket.wait(grant.left)
             self._refused_until[account_id] = now + wait
-            raise self._refusal(wait)
+            raise self._refusal(wait, bucket)
         self._refused_until.pop(account_id, None)
         self._allowances[account_id] = _Allowance(grant.granted - 1, now + self._hold)
 
-    def _refusal(self, wait: float) -> ApiError:
-        bucket = self._bucket
+    def _own(self, limit: tuple[float, int]) -> TokenBucket:
+        bucket = self._own_buckets.get(limit)
+        if bucket is None:
+            bucket = self._own_buckets[limit] = TokenBucket(limit[0], float(limit[1]))
+        return bucket
+
+    def _refusal(self, wait: float, bucket: TokenBucket) -> ApiError:
         return ApiError(
             429,
             "RATE_LIMITED",

@@ -20,7 +20,7 @@ from batgate.cli.common import (
 )
 from batgate.cli.numbers import add_number, numbers, remove_number
 from batgate.cli.output import table, text_column
-from batgate.domain.account_rules import account_problem
+from batgate.domain.account_rules import account_problem, rate_limit_problem
 from batgate.domain.credentials import hash_password, key_hash, new_api_key, new_webhook_secret
 from batgate.domain.records import Account
 from batgate.domain.urls import is_http_url
@@ -162,6 +162,31 @@ def set_webhook(
     )
 
 
+@app.command("set-rate-limit")
+def set_rate_limit(
+    username: str,
+    rate: Annotated[
+        float | None, typer.Argument(help="Requests a second (the account's own limit).")
+    ] = None,
+    burst: Annotated[
+        int | None, typer.Option(help="Requests at once; default twice the rate.")
+    ] = None,
+    default: Annotated[
+        bool, typer.Option("--default", help="Back to the gateway's rate_limit.*.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Give the account a rate limit of its own, or back the gateway's (`--default`);
+    running processes take it up within `auth_cache_seconds`."""
+    if default == (rate is not None):
+        fail("give a rate (requests a second) or --default")
+    problem = rate_limit_problem(rate, burst)
+    if problem is not None:
+        fail(problem)
+    account = _update(database_url, username, rate_limit=rate, rate_burst=burst)
+    emit({"username": username, "rateLimit": account.rate_limit, "rateBurst": account.rate_burst})
+
+
 @app.command("rotate-webhook-secret")
 def rotate_webhook_secret(username: str, database_url: DatabaseUrl = None) -> None:
     """Issue a new webhook secret; the old one keeps signing too for 24 hours."""
@@ -196,4 +221,6 @@ def _public(a: Account) -> dict[str, object]:
         "webhookEnabled": a.webhook_enabled,
         "hasPassword": a.password_hash is not None,
         "disabled": a.disabled,
+        "rateLimit": a.rate_limit,
+        "rateBurst": a.rate_burst,
     }

@@ -4,8 +4,8 @@ its API key, set its webhook URL, give it numbers or take them back. A new key (
 a new account's webhook secret) is shown once, on the answer to the form that made
 it, and never again: as `batgate accounts create` prints it once.
 
-The rate limit is the gateway's (`rate_limit.*`, the same for every account); the
-page shows it."""
+Each account has the gateway's rate limit (`rate_limit.*`) unless the operator gives it
+one of its own (here, or `batgate accounts set-rate-limit`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from batgate.console.context import Console, Refused, redirect
-from batgate.domain.account_rules import account_problem
+from batgate.domain.account_rules import account_problem, rate_limit_problem
 from batgate.domain.credentials import hash_password, key_hash, new_api_key, new_webhook_secret
 from batgate.domain.inbound import owned_number_problem
 from batgate.domain.urls import is_http_url
@@ -99,10 +99,26 @@ async def _act(c: Console, username: str, action: str, form: Mapping[str, str]) 
             raise Refused(f"the webhook URL must be an absolute http(s) URL, got {url!r}")
         values = {"webhook_url": url, "webhook_enabled": True, "webhook_disabled_reason": None}
         await _update(c, username, **values)
+    elif action == "rate-limit":
+        await _rate_limit(c, username, form)
     elif action in ("add-number", "remove-number"):
         await _number(c, username, action, form.get("number", "").strip())
     else:
         raise Refused(f"no action {action!r}")
+
+
+async def _rate_limit(c: Console, username: str, form: Mapping[str, str]) -> None:
+    """The account's own rate limit from the form; empty: the gateway's."""
+    given, burst_given = form.get("rate", "").strip(), form.get("burst", "").strip()
+    try:
+        rate = float(given) if given else None
+        burst = int(burst_given) if burst_given else None
+    except ValueError:
+        raise Refused(f"not a number: {given!r} / {burst_given!r}") from None
+    problem = rate_limit_problem(rate, burst)
+    if problem is not None:
+        raise Refused(problem)
+    await _update(c, username, rate_limit=rate, rate_burst=burst)
 
 
 async def _number(c: Console, username: str, action: str, number: str) -> None:

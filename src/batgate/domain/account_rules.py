@@ -18,3 +18,15 @@ def account_problem(
     if webhook_url is not None and not is_http_url(webhook_url):
         return f"the webhook URL must be an absolute http(s) URL, got {webhook_url!r}"
     return None
+
+
+def rate_limit_problem(rate: float | None, burst: int | None) -> str | None:
+    """Why an account's own rate limit cannot be this (None: it can; None rate: the
+    gateway's)."""
+    if rate is None:
+        return None if burst is None else "a burst goes with a rate"
+    if not 0 < rate <= 100_000:
+        return f"the rate must be above 0 and at most 100000 requests a second, got {rate:g}"
+    if burst is not None and not 1 <= burst <= 1_000_000:
+        return f"the burst must be from 1 to 1000000 requests, got {burst}"
+    return None

@@ -20,6 +20,9 @@ class Account:
     webhook_enabled: bool = True
     previous_webhook_secret: str | None = None
     previous_secret_until: float | None = None
+    # The account's own rate limit (requests/s, burst); None: the gateway's.
+    rate_limit: float | None = None
+    rate_burst: int | None = None
 
     def signing_secrets(self, now: float) -> list[str]:
         """The current webhook secret, and the previous one while a rotation overlaps."""

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # The newest migration (a test checks it against Alembic's head). A database already
 # there is not handed to Alembic at all: each CLI command and process start saves
 # Alembic's import and its reading of the migration scripts.
-HEAD_REVISION = "0018"
+HEAD_REVISION = "0019"
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 

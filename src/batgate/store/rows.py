@@ -57,6 +57,8 @@ def account_from_row(row: sa.Row[Any]) -> Account:
         webhook_enabled=bool(row.webhook_enabled),
         previous_webhook_secret=row.previous_webhook_secret,
         previous_secret_until=row.previous_secret_until,
+        rate_limit=row.rate_limit,
+        rate_burst=row.rate_burst,
     )
 
 

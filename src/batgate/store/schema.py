@@ -23,6 +23,9 @@ accounts = sa.Table(
     # During a secret rotation the old secret signs too, until `previous_secret_until`.
     sa.Column("previous_webhook_secret", sa.String(128), nullable=True),
     sa.Column("previous_secret_until", sa.Float, nullable=True),
+    # Its own rate limit (migration 0019); NULL: the gateway's `rate_limit.*`.
+    sa.Column("rate_limit", sa.Float, nullable=True),
+    sa.Column("rate_burst", sa.Integer, nullable=True),
 )
 
 # Ids that grow with traffic: 64-bit on PostgreSQL (an `integer` runs out after about
