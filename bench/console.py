@@ -71,9 +71,12 @@ def seed_rollup(db: Target, now: float, per_hour: int = 7_000) -> int:
         )
     )
     with connect(db) as conn:
-        conn.executemany(insert, rows)
         if dialect(db) == "sqlite":
+            conn.executemany(insert, rows)
             conn.commit()
+        else:
+            with conn.transaction():  # psycopg: autocommit would commit every row
+                conn.cursor().executemany(insert, rows)
     return len(rows)
 
 
@@ -207,7 +210,7 @@ def _report(
         Row(
             f"{backend.label} console: sends (100/request) beside {OPERATORS} operators' pages/s",
             f"{sends['beside'].rps * 100:,.0f} vs {sends['alone'].rps * 100:,.0f} msg/s alone "
-            f"(−{loss:.1%})",
+            f"({-loss:+.1%})",
             target=f"< {MAX_SEND_LOSS:.0%} lost",
             ok=loss < MAX_SEND_LOSS,
         )
