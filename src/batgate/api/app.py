@@ -15,6 +15,7 @@ from batgate import __version__, heap
 from batgate.api.auth import Authenticator
 from batgate.api.callbacks import CallbackScreen
 from batgate.api.carriers import StoredReceipts, add_carrier_callbacks
+from batgate.api.direct_send import DirectSend
 from batgate.api.errors import ApiError, install_handlers, not_found
 from batgate.api.fastpath import FastPath
 from batgate.api.gate import Gate, client_address
@@ -151,7 +152,7 @@ def create_app(
     add_probes(app, store, settings, shutdown)
     add_console(app, store, settings)
     _document_request_body(app, settings.max_messages_per_request)
-    return FastPath(Telemetry(app), gate, statuses)
+    return FastPath(Telemetry(app), gate, statuses, DirectSend(gate, sender))
 
 
 def _routes(

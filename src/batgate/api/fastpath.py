@@ -21,6 +21,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from batgate.api.direct_send import PATH as SEND_PATH
+from batgate.api.direct_send import DirectSend
 from batgate.api.gate import Gate, client_address
 from batgate.api.status import StatusService, answer_later, answer_now
 from batgate.domain.records import Account
@@ -57,10 +59,17 @@ _READ = {
 
 
 class FastPath:
-    def __init__(self, app: ASGIApp, gate: Gate, statuses: StatusService) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        gate: Gate,
+        statuses: StatusService,
+        sends: DirectSend | None = None,
+    ) -> None:
         self._app = app
         self._gate = gate
         self._statuses = statuses
+        self._sends = sends  # POST /bat/messagelist (api.direct_send)
         self._timer = RouteTimer("GET", ROUTE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,6 +84,14 @@ class FastPath:
         ):
             # ASGI paths arrive percent-decoded already.
             await self._status(scope, send, path[len(_PREFIX) :])
+            return
+        if (
+            self._sends is not None
+            and path == SEND_PATH
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+        ):
+            await self._sends(scope, receive, send)
             return
         await self._app(scope, receive, send)
 
