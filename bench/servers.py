@@ -105,6 +105,21 @@ class Servers:
             self._procs.stop(child)
 
     @contextmanager
+    def worker(
+        self, name: str, db: Target, env: dict[str, str] | None = None, cpu: int = SERVER_CPU
+    ) -> Iterator[Child]:
+        """`batgate worker` (the engine alone, beside `serve --no-workers`), ready once its
+        metrics port answers; stopped when the block ends."""
+        port = free_port()
+        argv = [*batgate_argv(), "worker", "--metrics-port", str(port)]
+        child = self._procs.start(name, argv, db_env(db) | (env or {}), cpu)
+        try:
+            wait_ready(child, f"http://{LOCALHOST}:{port}/healthz")
+            yield child
+        finally:
+            self._procs.stop(child)
+
+    @contextmanager
     def ceiling(self) -> Iterator[Server]:
         """bench/ceiling.py (a bare ASGI app) on the server CPU."""
         port = free_port()

@@ -104,6 +104,7 @@ class Settings:
     steady_seconds: float  # row 4
     connections: int = CONNECTIONS
     threads: int = THREADS
+    split: bool = False  # batgate as `serve --no-workers` + `batgate worker`
 
 
 # -- the receiver: its own process, the same for both gateways --------------------------------
@@ -291,13 +292,14 @@ class KannelGateway:
 class BatgateGateway:
     side = "batgate"
 
-    def __init__(self, url: str, pid: int, key: str) -> None:
+    def __init__(self, url: str, pid: int, key: str, worker: int | None = None) -> None:
         self.url = url
         self.pid = pid
         self.key = key
+        self.worker = worker  # `batgate worker`'s pid, with --split
 
     def pids(self) -> list[int]:
-        return [self.pid]
+        return [self.pid] if self.worker is None else [self.pid, self.worker]
 
     @staticmethod
     def body(to: str) -> bytes:
@@ -366,7 +368,15 @@ class Stopper:
 class Deployments:
     """A fresh gateway in front of a fresh SMSC, for one measurement."""
 
-    def __init__(self, procs: Processes, servers: Servers, work: Path, receiver: Receiver) -> None:
+    def __init__(
+        self,
+        procs: Processes,
+        servers: Servers,
+        work: Path,
+        receiver: Receiver,
+        split: bool = False,
+    ) -> None:
+        self.split = split  # batgate's API and engine in two processes
         self.procs = procs
         self.servers = servers
         self.work = work
@@ -404,8 +414,17 @@ class Deployments:
             config = db.with_suffix(".toml")
             config.write_text(smpp.carrier_toml(port, WINDOW))
             env = {"BATGATE_CONFIG": str(config)}
-            with self.servers.batgate(name, db, workers=True, env=env) as server:
-                yield BatgateGateway(server.url, server.child.pid, key)
+            if not self.split:
+                with self.servers.batgate(name, db, workers=True, env=env) as server:
+                    yield BatgateGateway(server.url, server.child.pid, key)
+                return
+            # The API alone in `serve --no-workers`, the engine in `batgate worker`: both
+            # on the gateway's core, as bearerbox and smsbox are.
+            with (
+                self.servers.batgate(name, db, workers=False, env=env) as server,
+                self.servers.worker(f"{name}-worker", db, env) as worker,
+            ):
+                yield BatgateGateway(server.url, server.child.pid, key, worker.pid)
 
     def deployed(self, side: str) -> AbstractContextManager[Gateway]:
         return self.kannel() if side == "kannel" else self.batgate()
@@ -748,6 +767,12 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, Path]:
     p.add_argument("--seconds", type=float, help="row 1's timed wrk run; default 10 (4)")
     p.add_argument("--messages", type=int, help="row 2's messages; default 2,000 (500)")
     p.add_argument("--chart", type=Path, default=CHART, help=f"the PNG; default {CHART.name}")
+    p.add_argument(
+        "--split",
+        action="store_true",
+        help="batgate as `serve --no-workers` and `batgate worker` (default: one `serve`; "
+        "on SQLite two processes contend for its one writer)",
+    )
     a = p.parse_args(argv)
     return (
         Settings(
@@ -757,6 +782,7 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, Path]:
             warmup=1 if a.quick else 2,
             messages=a.messages or (500 if a.quick else 2_000),
             steady_seconds=5 if a.quick else 15,
+            split=a.split,
         ),
         a.chart,
     )
@@ -795,7 +821,7 @@ def main(argv: list[str] | None = None) -> int:
     deployments: Deployments | None = None
     try:
         receiver = Receiver(procs)
-        deployments = Deployments(procs, servers, work, receiver)
+        deployments = Deployments(procs, servers, work, receiver, split=s.split)
         for r in range(s.rounds):
             for side in SIDES:
                 log(f"round {r + 1} of {s.rounds}: {side}")
@@ -827,7 +853,8 @@ def main(argv: list[str] | None = None) -> int:
             "exit_seconds_after_sigterm": deployments.stopper.seconds if deployments else [],
         },
         "batgate": {
-            "setup": f"batgate serve on SQLite, one SMPP connector, 1 connection, window "
+            "setup": ("batgate serve --no-workers + batgate worker" if s.split else "batgate serve")
+            + " on SQLite, one SMPP connector, 1 connection, window "
             f"{WINDOW}, a webhook, on CPU {SERVER_CPU}",
             "medians": b,
             "runs": runs["batgate"],
