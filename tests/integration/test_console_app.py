@@ -155,3 +155,23 @@ async def test_an_account_gets_a_rate_limit_of_its_own(app: App) -> None:
     assert "at most 0.5/s with bursts of 2" in refused.text
     bad = await client.post("/console/accounts/alice/rate-limit", data=form | {"rate": "-1"})
     assert bad.status_code == 403
+
+
+async def test_the_csv_export_does_not_hand_a_spreadsheet_formulas(app: App) -> None:
+    client = await app()
+    message = {"type": "sms", "from": "Shop", "to": "+380501234567", "text": "hi"}
+    sent = await client.post(
+        "/bat/messagelist",
+        json=[message | {"customerMessageId": '=HYPERLINK("http://x","y")'}, message],
+        headers={"X-Authorization-Key": KEY},
+    )
+    assert sent.status_code == 200
+    await log_in(client)
+    export = await client.get("/console/messages.csv?to=380501234567")
+    assert export.status_code == 200
+    assert export.headers["content-disposition"].startswith("attachment;")
+    rows = export.text.splitlines()
+    assert rows[0].startswith("messageId,createdAt,account,to,")
+    assert len(rows) == 3
+    assert any('"\'=HYPERLINK(""http://x"",""y"")"' in row for row in rows[1:])
+    assert not any(",=HYPERLINK" in row or ',"=HYPERLINK' in row for row in rows)

@@ -186,16 +186,22 @@ async def _csv(rows: AsyncIterator[Found]) -> AsyncIterator[bytes]:
     yield out.getvalue().encode()
 
 
+def _cell(value: str) -> str:
+    """A customer's text as a CSV cell a spreadsheet will not run: one that starts like
+    a formula (`=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def _csv_row(r: Found) -> list[Any]:
     return [
         r.id,
         rfc3339(r.created_at),
-        r.username,
+        _cell(r.username),
         r.recipient,
         r.type,
         r.status,
         r.connector or "",
-        r.customer_message_id or "",
+        _cell(r.customer_message_id or ""),
         r.messagelist_id,
         "" if r.bill_micros is None else from_micros(r.bill_micros),
         r.bill_currency,
