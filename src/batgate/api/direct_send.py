@@ -13,12 +13,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect
 
-from batgate.api.errors import ApiError, error_body, internal_error
+from batgate.api.asgi import (
+    Answer,
+    Receive,
+    Scope,
+    Send,
+    error_answer,
+    failed_answer,
+    json_headers,
+    wanted,
+)
+from batgate.api.errors import ApiError
 from batgate.api.gate import Gate, client_address
 from batgate.api.send import SendService
 from batgate.observability.logs import ACCESS, log_access
@@ -31,15 +40,7 @@ from batgate.observability.requests import (
     request_id_from,
 )
 
-log = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 PATH = "/bat/messagelist"
-_JSON = (b"content-type", b"application/json")
 # The only headers read here.
 _READ = {
     b"authorization": "authorization",
@@ -59,18 +60,13 @@ class DirectSend:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        headers = _wanted(scope["headers"])
+        headers = wanted(scope["headers"], _READ)
         info = RequestInfo(request_id_from(headers.get(HEADER)))
         token = current.set(info)
         status = 500
         try:
             status, body, extra = await self._answer(scope, receive, headers)
-            out = [
-                _JSON,
-                (b"content-length", str(len(body)).encode()),
-                (HEADER_BYTES, info.request_id.encode()),
-                *extra,
-            ]
+            out = json_headers(body, info, extra)
             await send({"type": "http.response.start", "status": status, "headers": out})
             await send({"type": "http.response.body", "body": body})
         finally:
@@ -80,20 +76,15 @@ class DirectSend:
                 log_access("POST", PATH, status, seconds, info)
             current.reset(token)
 
-    async def _answer(
-        self, scope: Scope, receive: Receive, headers: dict[str, str]
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    async def _answer(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> Answer:
         try:
             account = await self._gate.admit_body(headers, client_address(scope))
             body = await self._sender.read_body(headers.get("content-length"), _chunks(receive))
             return 200, await self._sender.send(account, body, headers.get("idempotency-key")), []
         except ApiError as exc:
-            extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-            return exc.status, error_body(exc.code, exc.message), extra
+            return error_answer(exc)
         except Exception:
-            log.exception("a send failed")
-            err = internal_error()
-            return err.status, error_body(err.code, err.message), []
+            return failed_answer("a send")
 
 
 async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
@@ -105,13 +96,3 @@ async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return
-
-
-def _wanted(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The headers this route reads; the first of repeated ones wins (as Starlette's)."""
-    headers: dict[str, str] = {}
-    for key, value in raw:
-        name = _READ.get(key)
-        if name is not None and name not in headers:
-            headers[name] = value.decode("latin-1")
-    return headers

@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
+from batgate.api.asgi import ASGIApp, RawHeaders, Receive, Scope, Send, json_headers, wanted
 from batgate.api.direct_send import PATH as SEND_PATH
 from batgate.api.direct_send import DirectSend
 from batgate.api.gate import Gate, client_address
@@ -38,18 +37,11 @@ from batgate.observability.requests import (
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-RawHeaders = list[tuple[bytes, bytes]]
 Response = tuple[int, RawHeaders, bytes]  # status, headers, body
 
 _PREFIX = "/bat/message/"
 _BULK = "/bat/message/status"
 ROUTE = "/bat/message/{messageId}"  # the FastAPI route this layer answers for
-_JSON = (b"content-type", b"application/json")
 # The only headers read here: the credentials and the request id.
 _READ = {
     b"authorization": "authorization",
@@ -108,7 +100,7 @@ class FastPath:
         if not can_wait and not self._statuses.renders_now:
             return None
         started = time.perf_counter()
-        headers = _wanted(raw_headers)
+        headers = wanted(raw_headers, _READ)
         info = RequestInfo(request_id_from(headers.get(HEADER)))
         token = current.set(info)
         try:
@@ -116,7 +108,7 @@ class FastPath:
             if isinstance(now, tuple):
                 status, body, extra = now
                 self._done(status, started, info)
-                return status, _headers(body, info, extra), body
+                return status, json_headers(body, info, extra), body
             if now is None:
                 return None  # not admitted at once: the ASGI way knows the client's address
             # The task copies the context now, while `current` holds this request's info.
@@ -136,11 +128,11 @@ class FastPath:
             self._gate, self._statuses, headers, "-", message_id, account
         )
         self._done(status, started, info)
-        return status, _headers(body, info, extra), body
+        return status, json_headers(body, info, extra), body
 
     async def _status(self, scope: Scope, send: Send, message_id: str) -> None:
         started = time.perf_counter()
-        headers = _wanted(scope["headers"])
+        headers = wanted(scope["headers"], _READ)
         info = RequestInfo(request_id_from(headers.get(HEADER)))
         token = current.set(info)
         status = 500
@@ -153,7 +145,7 @@ class FastPath:
                 status, body, extra = await answer_later(
                     self._gate, self._statuses, headers, address, message_id, now
                 )
-            out = _headers(body, info, extra)
+            out = json_headers(body, info, extra)
             await send({"type": "http.response.start", "status": status, "headers": out})
             await send({"type": "http.response.body", "body": body})
         finally:
@@ -165,23 +157,3 @@ class FastPath:
         self._timer.observe(status, seconds)
         if ACCESS.isEnabledFor(logging.INFO):
             log_access("GET", ROUTE, status, seconds, info)
-
-
-def _wanted(raw: RawHeaders) -> dict[str, str]:
-    """The headers this route reads; the first of repeated ones wins, as in Starlette
-    (the FastAPI route)."""
-    headers: dict[str, str] = {}
-    for key, value in raw:
-        name = _READ.get(key)
-        if name is not None and name not in headers:
-            headers[name] = value.decode("latin-1")
-    return headers
-
-
-def _headers(body: bytes, info: RequestInfo, extra: RawHeaders) -> RawHeaders:
-    return [
-        _JSON,
-        (b"content-length", str(len(body)).encode()),
-        (HEADER_BYTES, info.request_id.encode()),
-        *extra,
-    ]

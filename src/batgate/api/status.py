@@ -11,24 +11,19 @@ processes. Non-final ones are always read from the store.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from batgate.api.errors import ApiError, error_body, internal_error, not_found
+from batgate.api.asgi import Answer, error_answer, failed_answer
+from batgate.api.errors import ApiError, not_found
 from batgate.api.gate import Gate
 from batgate.domain.documents import status_view
 from batgate.domain.records import Account, MessageRecord
 from batgate.store.manager import Store
 
-log = logging.getLogger(__name__)
-
 MAX_IDS = 1000  # per `POST /bat/message/status`
-
-# An answer as the ASGI layer writes it: status, body, extra headers.
-Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
 
 async def status_answer(
@@ -59,9 +54,9 @@ def answer_now(
         body = statuses.render_now(account.id, message_id)
         return account if body is None else (200, body, [])
     except ApiError as exc:
-        return _error_answer(exc)
+        return error_answer(exc)
     except Exception:
-        return _failed()
+        return failed_answer("status lookup")
 
 
 async def answer_later(
@@ -78,20 +73,9 @@ async def answer_later(
         account = admitted or await gate.admit(headers, address)
         return 200, await statuses.render(account.id, message_id), []
     except ApiError as exc:
-        return _error_answer(exc)
+        return error_answer(exc)
     except Exception:
-        return _failed()
-
-
-def _error_answer(exc: ApiError) -> Answer:
-    extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-    return exc.status, error_body(exc.code, exc.message), extra
-
-
-def _failed() -> Answer:
-    log.exception("status lookup failed")
-    err = internal_error()
-    return err.status, error_body(err.code, err.message), []
+        return failed_answer("status lookup")
 
 
 class StatusService:

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from batgate.api.fastpath import ASGIApp, Message, Receive, Scope, Send
+from batgate.api.asgi import ASGIApp, Message, Receive, Scope, Send
 from batgate.observability.logs import ACCESS, log_access
 from batgate.observability.metrics import UNMATCHED, RouteTimer, method_label
 from batgate.observability.requests import (
