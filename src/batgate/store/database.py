@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from batgate.store.inline_sqlite import InlineConnection
+
 if TYPE_CHECKING:
     import asyncpg
 
@@ -293,19 +295,45 @@ def _switch_to_wal(cursor: Any) -> None:
             time.sleep(0.05)
 
 
+BUSY_TIMEOUT_S = 30.0  # how long a statement waits for another process's lock
+
+
+def _file_path(url: sa.URL) -> str | None:
+    """The file of a plain `sqlite:///path` URL; None for memory databases and URIs."""
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:") or url.query:
+        return None
+    return path
+
+
 def _sqlite_engine(url: sa.URL, *, writer: bool) -> AsyncEngine:
     # One writer connection: SQLite has one writer anyway, and queuing in the pool is
     # cheaper than spinning on SQLITE_BUSY. Readers run beside it thanks to WAL.
-    engine = create_async_engine(
-        url, pool_size=1 if writer else 4, max_overflow=0, connect_args={"timeout": 30}
-    )
+    inline = writer and _file_path(url) is not None
+    if inline:
+        # The writer's statements on the event loop itself (store/inline_sqlite.py).
+        path = _file_path(url)
+        engine = create_async_engine(
+            url,
+            pool_size=1,
+            max_overflow=0,
+            async_creator=lambda: InlineConnection.open(str(path), BUSY_TIMEOUT_S),
+        )
+    else:
+        engine = create_async_engine(
+            url,
+            pool_size=1 if writer else 4,
+            max_overflow=0,
+            connect_args={"timeout": BUSY_TIMEOUT_S},
+        )
 
     @sa.event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver, so BEGIN is ours (see below).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
+        # The inline writer waits for another process's lock itself, off the loop.
+        cursor.execute(f"PRAGMA busy_timeout={0 if inline else int(BUSY_TIMEOUT_S * 1000)}")
         _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
