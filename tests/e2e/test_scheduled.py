@@ -85,14 +85,17 @@ def test_a_restart_changes_nothing(tmp_path: Path, start_webhook_server: StartSe
     workdir = tmp_path / "gateway"
     first = start_webhook_server(workdir, {})
     account = first.create_account("later")
-    send_at = time.time() + 5
+    # Far enough ahead that the second server is up before then: a start takes a few
+    # seconds on a loaded machine, and the message must still be waiting when asked.
+    send_at = time.time() + 15
     entry = first.send_one(account, sms(sendAt=rfc3339(send_at)))
     assert first.proc is not None
     first.proc.terminate()
     first.proc.wait(30)
     second = start_webhook_server(workdir, {})
+    assert time.time() < send_at, "the restart took longer than the test allows"
     assert second.status(account, entry["messageId"])["deliverystatus"] == "scheduled"
-    second.wait_final(account, entry["messageId"], 30).assert_walk("delivered")
+    second.wait_final(account, entry["messageId"], 45).assert_walk("delivered")
     assert entered(second, entry["messageId"])["processing"] >= round(send_at, 3)
 
 
