@@ -22,6 +22,12 @@ DELIVRD receipt 50 ms after each submit), and both gateways the same load:
 4. Latency at a steady 20 messages/s for 15 s (`--quick` 5 s), one message a
    request, open loop: from the moment each request is sent to its final callback
    at the receiver, p50 and p99.
+5. HTTP submit, 100 messages per request: batgate's `POST /bat/messagelist` with 100
+   SMS against Kannel's `sendsms` with 100 receivers in `to` (space-separated); wrk as
+   in (1); messages/s accepted.
+6. (2) against a bare asyncio SMPP client's submit rate (bench/smpp_bare.py: one bind,
+   the same window, hand-packed PDUs) measured once per round against a fresh SMSC of
+   the same kind, on the gateways' CPU.
 
 The receiver is one small ASGI app in a process of its own (`python bench/vs_kannel.py
 receiver --port N`), the same for both. Both gateways run on CPU 1; the SMSC, wrk,
@@ -86,6 +92,7 @@ WINDOW = 100  # batgate's SMPP window; Kannel's max-pending-submits (bench/kanne
 CONNECTIONS = 32  # wrk's, rows 1 and 2, both gateways
 THREADS = 1  # wrk's
 RATE = 20.0  # messages/s, row 4
+BATCH = 100  # messages per request, row 5
 RECEIPT_DELAY = kannel.RECEIPT_DELAY  # the SMSC's, seconds after each submit
 STALL_S = 20.0  # row 2: no callback for this long, and the run has failed
 KILL_AFTER_S = 45.0  # SIGTERM, then SIGKILL: bearerbox may take 40 s
@@ -105,6 +112,7 @@ class Settings:
     connections: int = CONNECTIONS
     threads: int = THREADS
     split: bool = False  # batgate as `serve --no-workers` + `batgate worker`
+    sides: tuple[str, ...] = ("kannel", "batgate")  # --only: one of them
 
 
 # -- the receiver: its own process, the same for both gateways --------------------------------
@@ -184,7 +192,15 @@ def serve_receiver(port: int) -> None:
     import uvicorn
 
     config = uvicorn.Config(
-        receiver_app, host=LOCALHOST, port=port, access_log=False, log_level="warning"
+        receiver_app,
+        host=LOCALHOST,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        # The bench's own client may sit idle for longer than uvicorn's 5 s default
+        # (row 4's sending); a connection closed as the next request goes out on it
+        # fails that request.
+        timeout_keep_alive=600,
     )
     uvicorn.Server(config).run()
 
@@ -232,6 +248,10 @@ class Gateway(Protocol):
         """Row 2: bench/lua/once.lua's kind, file (and API key)."""
         ...
 
+    def batch_load(self, work: Path, to: Sequence[str], size: int) -> tuple[str, list[str]]:
+        """Row 5: like submit_load, `size` recipients per request."""
+        ...
+
     async def send_one(self, client: httpx.AsyncClient, n: int, to: str) -> str:
         """Row 4: one message in one request; the id its final callback will carry."""
         ...
@@ -254,6 +274,15 @@ class KannelGateway:
 
     def pids(self) -> list[int]:
         return self.found.pids
+
+    def batch_load(self, work: Path, to: Sequence[str], size: int) -> tuple[str, list[str]]:
+        # sendsms takes several receivers in `to`, separated by spaces
+        groups = [" ".join(to[i : i + size]) for i in range(0, len(to) - size + 1, size)]
+        path = work / "kannel-batches.txt"
+        path.write_text(
+            "".join(f"/cgi-bin/sendsms?{self.query(n, g)}\n" for n, g in enumerate(groups))
+        )
+        return "get", [str(path)]
 
     def query(self, n: int, to: str) -> str:
         """sendsms's query; the dlr-url percent-encoded as a whole, as Kannel wants it
@@ -302,9 +331,15 @@ class BatgateGateway:
         return [self.pid] if self.worker is None else [self.pid, self.worker]
 
     @staticmethod
-    def body(to: str) -> bytes:
-        message = {"from": SENDER, "to": to, "type": "sms", "text": TEXT}
-        return orjson.dumps({"messages": [message]})
+    def body(*to: str) -> bytes:
+        messages = [{"from": SENDER, "to": t, "type": "sms", "text": TEXT} for t in to]
+        return orjson.dumps({"messages": messages})
+
+    def batch_load(self, work: Path, to: Sequence[str], size: int) -> tuple[str, list[str]]:
+        path = work / "batgate-batches.txt"
+        bodies = (self.body(*to[i : i + size]) for i in range(0, len(to) - size + 1, size))
+        path.write_bytes(b"".join(b + b"\n" for b in bodies))
+        return "send", [str(path), self.key]
 
     def _bodies(self, work: Path, name: str, to: Sequence[str]) -> Path:
         path = work / name
@@ -386,9 +421,14 @@ class Deployments:
 
     @contextmanager
     def smsc(self) -> Iterator[int]:
-        child, port, _control = smpp.start_peer(self.procs, "--receipt-delay", str(RECEIPT_DELAY))
-        try:
+        with self.smsc_with_control() as (port, _control):
             yield port
+
+    @contextmanager
+    def smsc_with_control(self) -> Iterator[tuple[int, int]]:
+        child, port, control = smpp.start_peer(self.procs, "--receipt-delay", str(RECEIPT_DELAY))
+        try:
+            yield port, control
         finally:
             self.procs.stop(child)
 
@@ -455,9 +495,11 @@ def _busy(before: dict[str, tuple[int, int, int]]) -> dict[str, float]:
     return out
 
 
-def submit(g: Gateway, s: Settings, work: Path) -> dict[str, Any]:
-    """Row 1: a discarded warm-up, then one timed wrk run."""
-    name, args = g.submit_load(work, numbers(10_000, seed=11))
+def submit(g: Gateway, s: Settings, work: Path, batch: int = 1) -> dict[str, Any]:
+    """Row 1 (and 5, with `batch` recipients per request): a discarded warm-up, then one
+    timed wrk run."""
+    to = numbers(10_000, seed=11)
+    name, args = g.submit_load(work, to) if batch == 1 else g.batch_load(work, to, batch)
     script = wrk.build_script(name, work)
     watch = Watch(api=g.pids())
     load = wrk.Load(g.url, script, args, s.connections, 30, s.threads, watch=watch)
@@ -465,6 +507,7 @@ def submit(g: Gateway, s: Settings, work: Path) -> dict[str, Any]:
     run = wrk.run_once(load, s.seconds)
     out = {
         "requests_per_s": round(run.rps, 1),
+        "messages_per_s": round(run.rps * batch, 1),
         "requests": run.requests,
         "non_2xx": run.errors["status"],
         "socket_errors": run.failures - run.errors["status"],
@@ -474,7 +517,7 @@ def submit(g: Gateway, s: Settings, work: Path) -> dict[str, Any]:
         # own figure: Kannel's processes reaped meanwhile would count as wrk's)
         "cores": {k: v for k, v in run.cpu.items() if k in ("api", "core0", "core1")},
     }
-    log(f"{g.side}: (1) submit {out}")
+    log(f"{g.side}: ({1 if batch == 1 else 5}) submit, {batch} per request: {out}")
     return out
 
 
@@ -634,6 +677,39 @@ def one_side(
         out["end_to_end"] = end_to_end(g, s, work, receiver)
     with deployments.deployed(side) as g:
         out["steady"] = steady(g, s, receiver)
+    with deployments.deployed(side) as g:
+        out["batches"] = submit(g, s, work, batch=BATCH)
+    return out
+
+
+def http_floor(servers: Servers, s: Settings, work: Path) -> dict[str, Any]:
+    """The floor of one HTTP exchange in Python here: bench/ceiling.py (a bare ASGI app
+    under the uvicorn settings `batgate serve` uses, answering a fixed document) on the
+    gateways' CPU, under row 1's load; its CPU per request."""
+    paths = work / "ceiling-paths.txt"
+    paths.write_text("/bat/message/x\n")
+    with servers.ceiling() as server:
+        watch = Watch(api=[server.child.pid])
+        script = wrk.build_script("get", work)
+        load = wrk.Load(server.url, script, [str(paths)], s.connections, 30, s.threads, watch=watch)
+        wrk.run_once(load, s.warmup)
+        run = wrk.run_once(load, s.seconds)
+    cores = float(run.cpu.get("api", 0.0))
+    out = {
+        "requests_per_s": round(run.rps, 1),
+        "cores": cores,
+        "cpu_ms_per_request": round(1000 * cores / run.rps, 4) if run.rps else None,
+    }
+    log(f"the HTTP floor (a bare ASGI app): {out}")
+    return out
+
+
+def bare_client(deployments: Deployments, s: Settings) -> dict[str, Any]:
+    """Row 6's yardstick: bench/smpp_bare.py (the plainest asyncio SMPP client, one bind,
+    the same window) against a fresh SMSC of the same kind, on the gateways' CPU."""
+    with deployments.smsc_with_control() as (port, control):
+        out = smpp.client_run("smpp_bare.py", port, control, s.messages * 4, WINDOW)
+    log(f"bare asyncio SMPP client: {out}")
     return out
 
 
@@ -651,6 +727,8 @@ def medians(runs: Sequence[dict[str, Any]]) -> dict[str, float]:
         "cpu_ms": m("end_to_end", "cpu_ms_per_message"),
         "p50_ms": m("steady", "p50_ms"),
         "p99_ms": m("steady", "p99_ms"),
+        "batch_msg_s": m("batches", "messages_per_s"),
+        "batch_non_2xx": m("batches", "non_2xx"),
     }
 
 
@@ -662,8 +740,9 @@ def _ratio(b: float, k: float) -> str:
 
 
 def table(
-    k: dict[str, float], b: dict[str, float], s: Settings, version: str
+    k: dict[str, float], b: dict[str, float], s: Settings, version: str, bare: float
 ) -> tuple[str, list[dict[str, str]]]:
+    """The side-by-side rows; `bare`: the bare asyncio SMPP client's submit_sm/s."""
     rows = [
         (
             f"1. HTTP submit, 1 message per request, accepted (wrk, {s.connections} "
@@ -690,19 +769,37 @@ def table(
             f"{b['p50_ms']:,.0f} / {b['p99_ms']:,.0f} ms",
             f"{_ratio(b['p50_ms'], k['p50_ms'])} / {_ratio(b['p99_ms'], k['p99_ms'])}",
         ),
+        (
+            f"5. HTTP submit, {BATCH} messages per request, accepted (Kannel: {BATCH} "
+            "receivers in `to`)",
+            f"{k['batch_msg_s']:,.0f} msg/s ({k['batch_non_2xx']:,.0f} non-2xx)",
+            f"{b['batch_msg_s']:,.0f} msg/s ({b['batch_non_2xx']:,.0f} non-2xx)",
+            _ratio(b["batch_msg_s"], k["batch_msg_s"]),
+        ),
+        (
+            f"6. row 2 against a bare asyncio SMPP client's submit rate ({bare:,.0f} "
+            "submit_sm/s, one bind, the same window)",
+            f"{k['e2e_per_s'] / bare:.0%}" if bare else "—",
+            f"{b['e2e_per_s'] / bare:.0%}" if bare else "—",
+            _ratio(b["e2e_per_s"], k["e2e_per_s"]),
+        ),
     ]
     lines = [
         f"| measurement | Kannel {version} | batgate | batgate / Kannel |",
         "|---|---|---|---|",
     ]
     lines += [f"| {a} | {x} | {y} | {r} |" for a, x, y, r in rows]
-    lines += ["", "A ratio above 1: batgate's figure is higher (better in rows 1-2, worse in 3-4)."]
+    lines += [
+        "",
+        "A ratio above 1: batgate's figure is higher (better in rows 1, 2, 5 and 6, worse in "
+        "3 and 4).",
+    ]
     doc = [{"what": a, "kannel": x, "batgate": y, "ratio": r} for a, x, y, r in rows]
     return "\n".join(lines), doc
 
 
 def chart(k: dict[str, float], b: dict[str, float], version: str, path: Path) -> bool:
-    """Four panels; False when matplotlib is missing."""
+    """Five panels; False when matplotlib is missing."""
     try:
         import matplotlib
 
@@ -716,8 +813,9 @@ def chart(k: dict[str, float], b: dict[str, float], version: str, path: Path) ->
         ("End to end (msg/s, higher is better)", "e2e_per_s"),
         ("CPU per message (ms, lower is better)", "cpu_ms"),
         (f"Send → final at {RATE:g} msg/s, p50 and p99 (ms)", None),
+        (f"HTTP submit, {BATCH} msg/request (msg/s, higher is better)", "batch_msg_s"),
     ]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
+    fig, axes = plt.subplots(1, 5, figsize=(20, 4.2))
     for ax, (title, key) in zip(axes, panels, strict=True):
         if key is None:
             labels = ["Kannel p50", "batgate p50", "Kannel p99", "batgate p99"]
@@ -773,6 +871,9 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, Path]:
         help="batgate as `serve --no-workers` and `batgate worker` (default: one `serve`; "
         "on SQLite two processes contend for its one writer)",
     )
+    p.add_argument(
+        "--only", choices=SIDES, help="measure one side only (while working on it); no ratios"
+    )
     a = p.parse_args(argv)
     return (
         Settings(
@@ -783,6 +884,7 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, Path]:
             messages=a.messages or (500 if a.quick else 2_000),
             steady_seconds=5 if a.quick else 15,
             split=a.split,
+            sides=(a.only,) if a.only else SIDES,
         ),
         a.chart,
     )
@@ -817,13 +919,17 @@ def main(argv: list[str] | None = None) -> int:
     procs = Processes(work)
     servers = Servers(procs, work)
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+    bare: list[dict[str, Any]] = []
+    floor: list[dict[str, Any]] = []
     started = time.monotonic()
     deployments: Deployments | None = None
     try:
         receiver = Receiver(procs)
         deployments = Deployments(procs, servers, work, receiver, split=s.split)
         for r in range(s.rounds):
-            for side in SIDES:
+            bare.append(bare_client(deployments, s))
+            floor.append(http_floor(servers, s, work))
+            for side in s.sides:
                 log(f"round {r + 1} of {s.rounds}: {side}")
                 runs[side].append(one_side(side, deployments, s, work, receiver))
     except BenchError as exc:
@@ -838,8 +944,13 @@ def main(argv: list[str] | None = None) -> int:
             deployments.stopper.finish()
         procs.stop_all()
         shutil.rmtree(work, ignore_errors=True)
+    if len(s.sides) == 1:  # --only: no table, no ratios, nothing written
+        log(f"{s.sides[0]} alone, medians: {medians(runs[s.sides[0]])}")
+        return 0
     k, b = medians(runs["kannel"]), medians(runs["batgate"])
-    text, rows = table(k, b, s, version)
+    bare_rate = float(statistics.median(r["submits_per_s"] for r in bare))
+    floor_ms = float(statistics.median(r["cpu_ms_per_request"] or 0 for r in floor))
+    text, rows = table(k, b, s, version, bare_rate)
     drew = chart(k, b, version, chart_path)
     doc = {
         "machine": machine | {"loadavg_at_end": report.loadavg()},
@@ -859,6 +970,8 @@ def main(argv: list[str] | None = None) -> int:
             "medians": b,
             "runs": runs["batgate"],
         },
+        "bare_smpp_client": {"median_submits_per_s": bare_rate, "runs": bare},
+        "http_floor": {"median_cpu_ms_per_request": floor_ms, "runs": floor},
         "table": rows,
         "total_seconds": round(time.monotonic() - started, 1),
     }
@@ -868,7 +981,10 @@ def main(argv: list[str] | None = None) -> int:
         f"\nbatgate vs Kannel {version} — {m['date']}, {m['cpu']} ({m['cores']} cores), commit "
         f"{(m['git_commit'] or '?')[:12]}{' (dirty)' if m['git_dirty'] else ''}; "
         f"CPUs {m['busy_before_start'] or 0:.0%} busy before the start; "
-        f"medians of {s.rounds} round(s), each side in turn\n\n{text}\n"
+        f"medians of {s.rounds} round(s), each side in turn\n\n{text}\n\n"
+        f"The floor here: one HTTP exchange through a bare ASGI app under uvicorn costs "
+        f"{floor_ms:.3f} ms of CPU; a message end to end makes three (the request, two "
+        f"webhooks), {3 * floor_ms:.3f} ms before any work of batgate's.\n"
     )
     log(
         f"done in {doc['total_seconds']:.0f} s; results in {path.relative_to(report.REPO)}"
