@@ -309,10 +309,10 @@ def _file_path(url: sa.URL) -> str | None:
 def _sqlite_engine(url: sa.URL, *, writer: bool) -> AsyncEngine:
     # One writer connection: SQLite has one writer anyway, and queuing in the pool is
     # cheaper than spinning on SQLITE_BUSY. Readers run beside it thanks to WAL.
-    inline = writer and _file_path(url) is not None
+    path = _file_path(url) if writer else None
+    inline = path is not None
     if inline:
         # The writer's statements on the event loop itself (store/inline_sqlite.py).
-        path = _file_path(url)
         engine = create_async_engine(
             url,
             pool_size=1,
